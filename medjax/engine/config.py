@@ -1,0 +1,35 @@
+"""Trainer config fields shared by every task.
+
+Experiment config files (`experiments/configs/<task>.py`) start from `base_config()`,
+add a `task` section and override what they need; every field can then be
+overridden by flag (`--config.batch_size=16`). An unknown field is an error.
+"""
+
+import ml_collections
+
+
+def base_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.batch_size = 8  # global, over all devices and processes
+  c.total_steps = 1000
+  c.optimizer = ml_collections.ConfigDict(dict(
+      name="adamw",  # adamw | adam | sgd
+      learning_rate=1e-3,
+      weight_decay=1e-4,
+      momentum=0.9,  # sgd only
+      schedule="cosine",  # cosine | constant
+      warmup_steps=0,
+      grad_clip_norm=0.0,  # 0: no clipping
+  ))
+  c.log_every = 50
+  c.eval_every = 500  # 0: evaluate only at the end
+  c.checkpoint_every = 500
+  c.keep_checkpoints = 3
+  c.best_metric = ""  # e.g. "val/dice": also keep the best checkpoint by this metric
+  c.best_mode = "max"
+  c.async_checkpoints = True
+  c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1))  # -1: all remaining devices
+  c.compute_dtype = "float32"  # float32 | bfloat16 (activations; parameters stay float32)
+  c.task = ml_collections.ConfigDict()
+  return c
