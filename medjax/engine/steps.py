@@ -1,0 +1,118 @@
+"""Train state, its sharded initialisation, and the jitted train / predict steps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from medjax.engine import mesh as mesh_lib
+from medjax.engine.task import Task
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array
+  params: Any
+  model_state: Any  # non-parameter collections, e.g. batch_stats
+  opt_state: Any
+  rng: jax.Array  # raw uint32 key; the step key is fold_in(rng, step)
+
+
+def _variables(params, model_state):
+  return {"params": params, **model_state}
+
+
+def make_init_fn(task: Task, tx: optax.GradientTransformation, example_batch):
+  """A function rng -> TrainState, to be traced by eval_shape and jit."""
+  def init(rng):
+    init_rng, dropout_rng, state_rng = jax.random.split(rng, 3)
+    variables = task.model.init({"params": init_rng, "dropout": dropout_rng},
+                                **task.model_inputs(example_batch), train=False)
+    variables = flax.core.unfreeze(variables)
+    params = variables.pop("params")
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=variables,
+                      opt_state=tx.init(params), rng=state_rng)
+  return init
+
+
+def create_state(task, tx, example_batch, mesh, seed: int, rules=((".*", "fsdp"),)):
+  """eval_shape -> shardings -> jit(init, out_shardings): parameters born sharded.
+
+  Returns (state, state shardings, abstract state) — the last is what a
+  checkpoint restore needs.
+  """
+  example_batch = {k: v for k, v in example_batch.items()
+                   if np.asarray(v).dtype.kind in "biuf"}
+  init = make_init_fn(task, tx, example_batch)
+  rng = jax.random.PRNGKey(seed)
+  abstract = jax.eval_shape(init, rng)
+  shardings = mesh_lib.tree_shardings(abstract, mesh, rules)
+  shardings = shardings.replace(step=mesh_lib.replicated(mesh), rng=mesh_lib.replicated(mesh))
+  state = jax.jit(init, out_shardings=shardings)(rng)
+  abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                          abstract, shardings)
+  return state, shardings, abstract
+
+
+def make_train_step(task: Task, tx, schedule, mesh, state_shardings):
+  """Jitted (state, batch) -> (state, metrics); the input state is donated."""
+  def train_step(state: TrainState, batch):
+    step_rng = jax.random.fold_in(state.rng, state.step)
+    augment_rng, dropout_rng = jax.random.split(step_rng)
+    batch = task.augment(batch, augment_rng)
+    mutable = list(state.model_state.keys()) or False
+
+    def loss_fn(params):
+      out = task.model.apply(_variables(params, state.model_state),
+                             **task.model_inputs(batch), train=True,
+                             rngs={"dropout": dropout_rng}, mutable=mutable)
+      outputs, new_model_state = out if mutable else (out, state.model_state)
+      loss, metrics = task.loss(outputs, batch)
+      return loss, (metrics, new_model_state)
+
+    (loss, (metrics, model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state.params)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    metrics = {**metrics, "loss": loss, "grad_norm": optax.tree.norm(grads),
+               "learning_rate": schedule(state.step)}
+    new_state = state.replace(step=state.step + 1, params=params,
+                              model_state=flax.core.unfreeze(model_state),
+                              opt_state=opt_state)
+    return new_state, metrics
+
+  return jax.jit(train_step, donate_argnums=(0,),
+                 out_shardings=(state_shardings, mesh_lib.replicated(mesh)))
+
+
+def make_predict_fn(task: Task, mesh):
+  """Returns predict(state, host_batch) -> host numpy outputs for this process's rows.
+
+  Rows are padded up to a multiple of the batch-axis size and the padding is
+  dropped again, so evaluators may use any batch size.
+  """
+  @jax.jit
+  def forward(params, model_state, batch):
+    return task.model.apply(_variables(params, model_state), **task.model_inputs(batch),
+                            train=False)
+
+  divisor = mesh_lib.batch_divisor(mesh) // jax.process_count()
+
+  def predict(state: TrainState, batch):
+    batch = {k: np.asarray(v) for k, v in batch.items()
+             if np.asarray(v).dtype.kind in "biuf"}
+    rows = len(next(iter(batch.values())))
+    pad = -rows % max(divisor, 1)
+    if pad:
+      batch = {k: np.concatenate([v, np.zeros((pad, *v.shape[1:]), v.dtype)])
+               for k, v in batch.items()}
+    outputs = forward(state.params, state.model_state, mesh_lib.shard_batch(batch, mesh))
+    return jax.tree.map(lambda x: x[:rows], mesh_lib.local_rows(outputs))
+
+  return predict

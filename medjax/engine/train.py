@@ -1,0 +1,180 @@
+"""The one training program shared by every task.
+
+Sections: set-up (mesh, optimiser, state) -> resume -> loop (step, log, evaluate,
+checkpoint) -> final evaluation and report. Resume order: an existing checkpoint
+in `workdir/checkpoints` (state, RNG and data position), else a fresh start.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import jax
+import numpy as np
+from absl import logging
+
+from medjax.engine import checkpoint as checkpoint_lib
+from medjax.engine import mesh as mesh_lib
+from medjax.engine import optim
+from medjax.engine import plots
+from medjax.engine import steps
+from medjax.engine import writers
+from medjax.engine.task import Task
+
+
+class NonFiniteLossError(RuntimeError):
+  """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class _Preemption:
+  """Turns SIGTERM into a flag the loop checks after each step."""
+
+  def __init__(self):
+    self.requested = False
+    self._previous = None
+    try:
+      self._previous = signal.signal(signal.SIGTERM, self._handle)
+    except ValueError:  # not the main thread: no signal handling
+      pass
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    logging.warning("SIGTERM received: saving a checkpoint, then exiting.")
+    self.requested = True
+
+  def restore(self):
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+
+
+def _check_config(config, mesh):
+  divisor = mesh_lib.batch_divisor(mesh)
+  if config.batch_size % divisor:
+    raise ValueError(f"config.batch_size={config.batch_size} must be a multiple of the "
+                     f"{divisor} devices on the batch axes (config.mesh)")
+  if config.total_steps <= 0:
+    raise ValueError(f"config.total_steps={config.total_steps} must be positive")
+
+
+def evaluate(task: Task, predict, state) -> dict[str, float]:
+  """Runs every evaluator of the task; returns {"<evaluator>/<metric>": value}."""
+  results = {}
+  for evaluator in task.evaluators():
+    for name, value in evaluator.run(lambda batch: predict(state, batch)):
+      results[f"{evaluator.name}/{name}"] = float(value)
+  return results
+
+
+def _flush(pending, step, ckpt):
+  """Host-syncs the step metrics since the last flush; stops on a non-finite loss."""
+  host = jax.device_get(pending)
+  pending.clear()
+  for offset, metrics in enumerate(host):
+    if not np.isfinite(metrics["loss"]):
+      ckpt.wait()
+      bad = step - len(host) + offset + 1
+      raise NonFiniteLossError(
+          f"loss is {metrics['loss']} at step {bad}; stopped. The last good checkpoint "
+          f"(step {ckpt.latest_step()}) is kept in {ckpt.latest.directory}.")
+  return {f"train/{k}": float(np.mean([m[k] for m in host])) for k in host[-1]}
+
+
+def train_and_evaluate(config, workdir: str, task: Task) -> dict[str, float]:
+  """Trains `task` as `config` says, in `workdir`; returns the final metrics."""
+  mesh = mesh_lib.make_mesh(config.mesh)
+  _check_config(config, mesh)
+  os.makedirs(workdir, exist_ok=True)
+  tx, schedule = optim.make_optimizer(config.optimizer, config.total_steps)
+  state, shardings, abstract = steps.create_state(
+      task, tx, task.example_batch(1), mesh, config.seed, config.get("param_sharding",
+                                                                      ((".*", "fsdp"),)))
+  ckpt = checkpoint_lib.Checkpointer(workdir, config.keep_checkpoints, config.best_metric,
+                                     config.best_mode, config.async_checkpoints)
+  data = iter(task.train_dataset(config.batch_size // jax.process_count(), config.seed,
+                                 jax.process_index(), jax.process_count()))
+  if ckpt.latest_step() is not None:
+    state, data_state = ckpt.restore(abstract)
+    if data_state is not None:
+      data.set_state(data_state)
+    logging.info("Resumed from %s at step %d", ckpt.latest.directory, int(state.step))
+
+  train_step = steps.make_train_step(task, tx, schedule, mesh, shardings)
+  predict = steps.make_predict_fn(task, mesh)
+  writer = writers.MetricWriter(workdir)
+  preemption = _Preemption()
+  try:
+    state, steps_per_sec = _loop(config, task, mesh, state, data, train_step, predict, ckpt,
+                                 writer, preemption)
+    if preemption.requested:
+      logging.warning("Stopped at step %d on SIGTERM; rerun the same command to resume.",
+                      int(state.step))
+      return {"preempted_at_step": float(state.step)}
+    return _finish(config, workdir, task, state, abstract, predict, ckpt, writer,
+                   steps_per_sec)
+  finally:
+    preemption.restore()
+    ckpt.wait()
+    ckpt.close()
+    writer.close()
+
+
+def _loop(config, task, mesh, state, data, train_step, predict, ckpt, writer, preemption):
+  """Steps until `config.total_steps` or SIGTERM; logs, evaluates and checkpoints."""
+  step = first = int(state.step)
+  progress = writers.Progress(config.total_steps, step, config.batch_size)
+  pending = []
+  while step < config.total_steps and not preemption.requested:
+    state, metrics = train_step(state, mesh_lib.shard_batch(next(data), mesh))
+    pending.append(metrics)
+    step += 1
+    if step == first + 1:
+      jax.block_until_ready(metrics)
+      progress.start(step)
+    last = step == config.total_steps or preemption.requested
+    is_eval = bool(config.eval_every) and step % config.eval_every == 0 and not last
+    is_ckpt = step % config.checkpoint_every == 0 or last
+    if step % config.log_every == 0 or last or is_eval or is_ckpt:
+      scalars = _flush(pending, step, ckpt)  # before any save: never checkpoint a NaN
+      progress.log(step, scalars)
+      if np.isfinite(progress.steps_per_sec):
+        scalars["train/steps_per_sec"] = progress.steps_per_sec
+      writer.write_scalars(step, scalars)
+    if is_eval:
+      _evaluate_and_log(task, predict, state, step, writer, ckpt)
+    if is_ckpt:
+      ckpt.save(step, state, data.get_state(), force=True)
+  return state, progress.steps_per_sec
+
+
+def _evaluate_and_log(task, predict, state, step, writer, ckpt):
+  results = evaluate(task, predict, state)
+  writer.write_scalars(step, results)
+  logging.info("step %d eval: %s", step, _fmt(results))
+  ckpt.save_best(step, state, results)
+  return results
+
+
+def _finish(config, workdir, task, state, abstract, predict, ckpt, writer, steps_per_sec):
+  """Final evaluation (at the best checkpoint if one is kept), report and figures."""
+  step = int(state.step)
+  results = _evaluate_and_log(task, predict, state, step, writer, ckpt)
+  summary = {"step": step, "train_steps_per_sec": steps_per_sec,
+             "train_examples_per_sec": steps_per_sec * config.batch_size, "last": results}
+  ckpt.wait()
+  if ckpt.best is not None and ckpt.best_step() is not None:
+    state, _ = ckpt.restore(abstract, best=True)
+    results = evaluate(task, predict, state)
+    summary.update(best_step=ckpt.best_step(), best=results)
+    logging.info("best checkpoint (step %d): %s", ckpt.best_step(), _fmt(results))
+  if jax.process_index() == 0:
+    summary["report"] = task.report(lambda batch: predict(state, batch), workdir)
+    with open(os.path.join(workdir, "metrics.json"), "w", encoding="utf-8") as f:
+      json.dump(summary, f, indent=2, default=float)
+    plots.learning_curves(writer.jsonl_path, os.path.join(workdir, "learning_curves.png"))
+  return results
+
+
+def _fmt(results):
+  return ", ".join(f"{k}={v:.4f}" for k, v in sorted(results.items()))
