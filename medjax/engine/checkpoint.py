@@ -77,3 +77,17 @@ def _save_args(state, data_state):
   if data_state is not None:
     args["data"] = ocp.args.JsonSave(data_state)
   return ocp.args.Composite(**args)
+
+
+def restore_state(workdir: str, abstract_state, prefer_best: bool = True):
+  """The state of `workdir/best` (when kept and preferred), else of the latest checkpoint."""
+  for sub in (("best", "checkpoints") if prefer_best else ("checkpoints",)):
+    directory = os.path.join(os.path.abspath(workdir), sub)
+    if not os.path.isdir(directory):
+      continue
+    with ocp.CheckpointManager(directory) as manager:
+      step = manager.latest_step()
+      if step is not None:
+        args = ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state))
+        return manager.restore(step, args=args)["state"]
+  raise FileNotFoundError(f"no checkpoint under {workdir} (checkpoints/ or best/)")

@@ -1,0 +1,54 @@
+r"""Medical image segmentation: train a U-Net, or predict masks for a folder.
+
+  python -m experiments.segmentation --config=experiments/configs/segmentation.py:quick \
+      --workdir=/tmp/seg_quick
+  python -m experiments.segmentation --config=experiments/configs/segmentation.py:lung_ct \
+      --config.task.raw_dir=../shared/data/lung_ct_2d --workdir=/tmp/lung
+  python -m experiments.segmentation --config=...:lung_ct --workdir=/tmp/lung \
+      --mode=predict --input_dir=my_slices/ --output_dir=/tmp/lung_masks
+
+Rerunning a training command in the same workdir resumes from its last checkpoint.
+"""
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+from medjax.engine import runtime
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file[:preset].",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (checkpoints, metrics).")
+_MODE = flags.DEFINE_enum("mode", "train", ["train", "predict"], "What to do.")
+_INPUT_DIR = flags.DEFINE_string("input_dir", None, "predict: folder of images.")
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "predict: where masks are written.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  runtime.configure_xla()
+  runtime.quiet_library_logs()
+  # Imported after configure_xla, which must run before JAX starts.
+  from medjax.engine import train  # pylint: disable=import-outside-toplevel
+  from medjax.segmentation import predict  # pylint: disable=import-outside-toplevel
+  from medjax.segmentation import task as task_lib  # pylint: disable=import-outside-toplevel
+
+  config = _CONFIG.value
+  task = task_lib.SegmentationTask(config.task, config.compute_dtype)
+  if _MODE.value == "predict":
+    if not (_INPUT_DIR.value and _OUTPUT_DIR.value):
+      raise app.UsageError("--mode=predict needs --input_dir and --output_dir")
+    paths = predict.predict_folder(config, _WORKDIR.value, task, _INPUT_DIR.value,
+                                   _OUTPUT_DIR.value)
+    logging.info("wrote %d masks to %s", len(paths), _OUTPUT_DIR.value)
+    return
+  task.prepare()  # bad or missing data stops here, before any training
+  results = train.train_and_evaluate(config, _WORKDIR.value, task)
+  print("final metrics:", " ".join(f"{k}={v:.4f}" for k, v in sorted(results.items())))
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,180 @@
+"""The segmentation task: U-Net, Dice/CE losses, pixel metrics, TFDS + grain input.
+
+Built from `config.task` (see experiments/configs/segmentation.py for the fields).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import jax.numpy as jnp
+import numpy as np
+
+from medjax.engine.task import Evaluator, Task
+from medjax.segmentation import inference
+from medjax.segmentation import losses
+from medjax.segmentation import metrics as metrics_lib
+from medjax.segmentation import report
+from medjax.segmentation import transforms
+from medjax.segmentation import unet
+from medjax.segmentation.data import pipeline
+from medjax.segmentation.data import sources
+
+_RAW_FOLDERS = {"lung_ct_2d": "lung_ct_2d", "drive": "drive"}
+_LOSSES = ("ce", "dice", "dice_ce")
+
+
+def default_data_dir() -> str:
+  """Where prepared (array_record) datasets go: $MEDJAX_DATA_DIR or ~/.cache/medjax."""
+  return os.environ.get("MEDJAX_DATA_DIR",
+                        os.path.join(os.path.expanduser("~"), ".cache", "medjax", "tfds"))
+
+
+def raw_dir_for(task_config) -> str | None:
+  """`task.raw_dir`, else $MEDJAX_SHARED_DATA/<dataset folder>, for datasets on disk."""
+  if task_config.raw_dir:
+    return task_config.raw_dir
+  if task_config.dataset in _RAW_FOLDERS and "MEDJAX_SHARED_DATA" in os.environ:
+    return os.path.join(os.environ["MEDJAX_SHARED_DATA"], _RAW_FOLDERS[task_config.dataset])
+  if task_config.dataset == "ct_phantom":
+    return None
+  raise ValueError(f"config.task.raw_dir is empty: set it (or $MEDJAX_SHARED_DATA) to the "
+                   f"directory of the {task_config.dataset!r} data")
+
+
+def make_preprocess(task_config):
+  if task_config.preprocess == "ct":
+    low, high = task_config.hu_window
+    return functools.partial(pipeline.ct_preprocess, low=low, high=high)
+  if task_config.preprocess == "uint8":
+    channels = tuple(task_config.channels) or None
+    return functools.partial(pipeline.uint8_preprocess, channels=channels)
+  raise ValueError(f"config.task.preprocess: unknown {task_config.preprocess!r} "
+                   "(known: ct, uint8)")
+
+
+def make_model(task_config, compute_dtype: str = "float32") -> unet.UNet:
+  m = task_config.model
+  return unet.UNet(num_classes=task_config.num_classes, spatial_dims=2,
+                   features=tuple(m.features), norm=m.norm, dropout=m.dropout,
+                   dtype=jnp.dtype(compute_dtype), upsample=m.upsample)
+
+
+def predict_images(task_config, predict_fn, images):
+  """Logits for whole images: one forward pass, or sliding windows when `roi` is set."""
+  roi = tuple(task_config.sliding_window.roi)
+  if not any(roi):
+    return predict_fn({"image": images})
+  window = task_config.sliding_window
+  return inference.sliding_window_inference(
+      images, roi, lambda windows: predict_fn({"image": windows}), overlap=window.overlap,
+      mode=window.mode, sw_batch_size=window.batch_size)
+
+
+class SegmentationEvaluator(Evaluator):
+  """Whole-image (optionally sliding-window) prediction over one split; pixel metrics."""
+
+  def __init__(self, name, source, preprocess, task_config):
+    self.name, self.source, self.preprocess = name, source, preprocess
+    self.config = task_config
+
+  def predict_images(self, predict_fn, images):
+    return predict_images(self.config, predict_fn, images)
+
+  def batches(self):
+    return pipeline.eval_batches(self.source, self.preprocess, self.config.eval_batch_size)
+
+  def run(self, predict_fn):
+    acc = metrics_lib.SegmentationMetrics(self.config.num_classes,
+                                          compute_hd95=self.config.hd95)
+    for batch in self.batches():
+      logits = self.predict_images(predict_fn, batch["image"])
+      acc.update(logits, batch["label"], batch["valid"], batch["_mask"])
+    yield from acc.aggregate().items()
+
+
+class SegmentationTask(Task):
+  """2D semantic segmentation of medical images."""
+
+  def __init__(self, task_config, compute_dtype: str = "float32"):
+    if task_config.loss not in _LOSSES:
+      raise ValueError(f"config.task.loss: unknown {task_config.loss!r} (known: {_LOSSES})")
+    self.config = task_config
+    self.model = make_model(task_config, compute_dtype)
+    self.preprocess = make_preprocess(task_config)
+
+  def _source(self, split):
+    c = self.config
+    return sources.load_source(c.dataset, split, data_dir=c.data_dir or default_data_dir(),
+                               raw_dir=raw_dir_for(c), **c.builder.to_dict())
+
+  @functools.cached_property
+  def train_source(self):
+    return self._source(self.config.train_split)
+
+  @functools.cached_property
+  def eval_sources(self):
+    return {split: self._source(split) for split in self.config.eval_splits}
+
+  def prepare(self):
+    """Prepares (if needed) and opens every split now, so that bad data fails early."""
+    return self.train_source, self.eval_sources
+
+  def in_channels(self) -> int:
+    c = self.config
+    if c.preprocess == "ct":
+      return 1
+    if c.channels:
+      return len(c.channels)
+    return self.preprocess(self.train_source[0])["image"].shape[-1]
+
+  def predict_images(self, predict_fn, images):
+    return predict_images(self.config, predict_fn, images)
+
+  def model_inputs(self, batch):
+    return {"image": batch["image"]}
+
+  def loss(self, outputs, batch):
+    kw = dict(mask=batch["valid"], example_weight=batch["_mask"])
+    ce = losses.cross_entropy(outputs, batch["label"], **kw)
+    dice = losses.soft_dice(outputs, batch["label"], **kw)
+    total = {"ce": ce, "dice": dice,
+             "dice_ce": self.config.dice_weight * dice + ce}[self.config.loss]
+    return total, {"ce": ce, "soft_dice_loss": dice}
+
+  def augment(self, batch, key):
+    a = self.config.augment
+    steps = []
+    if any(self.config.patch_size):
+      steps.append(functools.partial(transforms.random_crop, size=tuple(self.config.patch_size)))
+    if a.flip:
+      steps.append(transforms.random_flip)
+    if a.rot90:
+      steps.append(transforms.random_rot90)
+    if a.rotate_degrees:
+      steps.append(functools.partial(transforms.random_rotate, max_degrees=a.rotate_degrees))
+    if a.intensity_scale or a.intensity_shift:
+      steps.append(functools.partial(transforms.random_intensity, scale=a.intensity_scale,
+                                     shift=a.intensity_shift))
+    return transforms.compose(*steps)(batch, key) if steps else batch
+
+  def train_dataset(self, batch_size, seed, shard_index=0, shard_count=1):
+    return pipeline.train_dataset(self.train_source, self.preprocess, batch_size, seed,
+                                  shard_index, shard_count)
+
+  def example_batch(self, batch_size):
+    """Parameter shapes depend only on the channels; the size is the patch or 64x64."""
+    size = tuple(self.config.patch_size) if any(self.config.patch_size) else (64, 64)
+    return {"image": np.zeros((batch_size, *size, self.in_channels()), np.float32)}
+
+  def evaluators(self):
+    return [SegmentationEvaluator(split, source, self.preprocess, self.config)
+            for split, source in self.eval_sources.items()]
+
+  def report(self, predict_fn, workdir):
+    if not self.eval_sources:
+      return {}
+    evaluator = self.evaluators()[0]
+    return report.write_overlays(evaluator, predict_fn, workdir,
+                                 self.config.report_images)
