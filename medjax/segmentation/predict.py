@@ -23,9 +23,8 @@ def predict_folder(config, workdir: str, task, input_dir: str, output_dir: str) 
   Images go through the task's preprocessing and its evaluation-time prediction
   (sliding window when configured), one at a time, so sizes may differ.
   """
-  paths = imageio.list_images(imageio.require_dir(input_dir, "images to segment"))
-  if not paths:
-    raise FileNotFoundError(f"no images in {input_dir}")
+  names = imageio.list_images(imageio.require_dir(input_dir, "images to segment"))
+  paths = [os.path.join(input_dir, name) for name in names]
   _, predict = restore.load_for_prediction(config, workdir, task)
   os.makedirs(output_dir, exist_ok=True)
   written = []

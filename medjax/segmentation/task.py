@@ -67,7 +67,7 @@ def predict_images(task_config, predict_fn, images):
   if not any(roi):
     return predict_fn({"image": images})
   window = task_config.sliding_window
-  return inference.sliding_window_inference(
+  return inference.sliding_window_host(
       images, roi, lambda windows: predict_fn({"image": windows}), overlap=window.overlap,
       mode=window.mode, sw_batch_size=window.batch_size)
 

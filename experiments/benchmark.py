@@ -1,0 +1,117 @@
+r"""Training-step benchmark: compile time, step time, throughput, memory, FLOPs, MFU.
+
+  python -m experiments.benchmark --workloads=unet_lung_ct --batch_sizes=8 \
+      --dtypes=float32,bfloat16 --out_dir=workdirs/benchmark
+
+Each workload is a task's main model on random batches of the real shapes
+(experiments/bench/workloads.py). The step is the engine's jitted, donated train
+step on a mesh over all local devices. Step time is the median over `--steps`
+timed steps after `--warmup` steps, each synchronised with `block_until_ready`.
+Rows are written to `<out_dir>/benchmark.csv`, `benchmark.md` and appended to
+`<out_dir>/results.jsonl`, so runs on different hardware can be compared.
+"""
+
+import csv
+import datetime
+import json
+import os
+import time
+
+from absl import app
+from absl import flags
+
+from medjax.engine import runtime
+
+_WORKLOADS = flags.DEFINE_list("workloads", ["unet_lung_ct"], "Workloads to time.")
+_BATCH_SIZES = flags.DEFINE_list("batch_sizes", ["8"], "Global batch sizes.")
+_DTYPES = flags.DEFINE_list("dtypes", ["float32"], "Compute dtypes.")
+_STEPS = flags.DEFINE_integer("steps", 20, "Timed steps.")
+_WARMUP = flags.DEFINE_integer("warmup", 3, "Untimed steps after compilation.")
+_OUT_DIR = flags.DEFINE_string("out_dir", "workdirs/benchmark", "Where results go.")
+
+# Dense peak FLOP/s by (device kind prefix, compute dtype); fp32 on Hopper counts TF32.
+_PEAK_FLOPS = {("NVIDIA H100", "bfloat16"): 989e12, ("NVIDIA H100", "float32"): 494e12,
+               ("NVIDIA H200", "bfloat16"): 989e12, ("NVIDIA H200", "float32"): 494e12,
+               ("TPU v5 lite", "bfloat16"): 197e12, ("TPU v4", "bfloat16"): 275e12}
+
+
+def _peak(device_kind, dtype):
+  for (prefix, kind), flops in _PEAK_FLOPS.items():
+    if device_kind.startswith(prefix) and kind == dtype:
+      return flops
+  return None
+
+
+def time_workload(name, batch_size, dtype, steps, warmup):
+  """Returns one result row for `name` at `batch_size` and `dtype`."""
+  import jax  # pylint: disable=import-outside-toplevel
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  from experiments.bench import workloads  # pylint: disable=import-outside-toplevel
+  from medjax.engine import config as config_lib  # pylint: disable=import-outside-toplevel
+  from medjax.engine import mesh as mesh_lib  # pylint: disable=import-outside-toplevel
+  from medjax.engine import optim, steps as steps_lib  # pylint: disable=import-outside-toplevel
+
+  task = workloads.WORKLOADS[name](compute_dtype=dtype)
+  config = config_lib.base_config()
+  mesh = mesh_lib.make_mesh(config.mesh)
+  tx, schedule = optim.make_optimizer(config.optimizer, 1000)
+  state, shardings, _ = steps_lib.create_state(task, tx, task.example_batch(1), mesh, 0)
+  train_step = steps_lib.make_train_step(task, tx, schedule, mesh, shardings)
+  rng = np.random.default_rng(0)
+  batches = [mesh_lib.shard_batch(task.make_batch(batch_size, rng), mesh) for _ in range(2)]
+  t0 = time.perf_counter()
+  compiled = train_step.lower(state, batches[0]).compile()
+  compile_s = time.perf_counter() - t0
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  flops = float(cost.get("flops", float("nan"))) if cost else float("nan")
+  for i in range(warmup):
+    state, metrics = compiled(state, batches[i % 2])
+  jax.block_until_ready(metrics)
+  times = []
+  for i in range(steps):
+    t0 = time.perf_counter()
+    state, metrics = compiled(state, batches[i % 2])
+    jax.block_until_ready(metrics)
+    times.append(time.perf_counter() - t0)
+  step_s = float(np.median(times))
+  device = jax.devices()[0]
+  stats = device.memory_stats() or {}
+  peak = _peak(device.device_kind, dtype)
+  return {
+      "date": datetime.date.today().isoformat(), "workload": name, "device": device.device_kind,
+      "devices": jax.device_count(), "batch_size": batch_size, "dtype": dtype,
+      "compile_s": round(compile_s, 2), "step_ms": round(step_s * 1e3, 2),
+      "examples_per_s": round(batch_size / step_s, 1),
+      "peak_mem_gib": round(stats["peak_bytes_in_use"] / 2**30, 2)
+      if "peak_bytes_in_use" in stats else "",
+      "gflops_per_step": round(flops / 1e9, 1),
+      "mfu_pct": round(100 * flops / step_s / (peak * jax.device_count()), 1)
+      if peak else "", "jax": jax.__version__}
+
+
+def write_results(rows, out_dir):
+  os.makedirs(out_dir, exist_ok=True)
+  with open(os.path.join(out_dir, "benchmark.csv"), "w", newline="", encoding="utf-8") as f:
+    writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+  lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+  lines += ["| " + " | ".join(str(v) for v in row.values()) + " |" for row in rows]
+  with open(os.path.join(out_dir, "benchmark.md"), "w", encoding="utf-8") as f:
+    f.write("\n".join(lines) + "\n")
+  with open(os.path.join(out_dir, "results.jsonl"), "a", encoding="utf-8") as f:
+    f.writelines(json.dumps(row) + "\n" for row in rows)
+  print("\n".join(lines))
+
+
+def main(argv):
+  del argv
+  runtime.configure_xla()
+  rows = [time_workload(name, int(bs), dtype, _STEPS.value, _WARMUP.value)
+          for name in _WORKLOADS.value for bs in _BATCH_SIZES.value for dtype in _DTYPES.value]
+  write_results(rows, _OUT_DIR.value)
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,107 @@
+"""One-step smoke runs of every segmentation preset, bad inputs, and the predict command."""
+
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from experiments.configs import segmentation as seg_configs
+from medjax.engine import train
+from medjax.segmentation import predict
+from medjax.segmentation import task as task_lib
+from medjax.segmentation.data.errors import DataError
+from tests.segmentation.data import raw_fixtures
+
+
+def _tiny(config, tmp_path, raw_dir=""):
+  config.task.raw_dir = str(raw_dir)
+  config.task.data_dir = str(tmp_path / "prepared")
+  config.task.model.features = (4, 8)
+  config.task.eval_batch_size = 4
+  config.batch_size = 8
+  config.total_steps = 1
+  config.async_checkpoints = False
+  return config
+
+
+def _write_folder(root, n=3, size=(20, 24)):
+  rng = np.random.default_rng(0)
+  for split in ("train", "val"):
+    for i in range(n):
+      raw_fixtures.write_pil(os.path.join(root, split, "images", f"case{i}.png"),
+                             rng.integers(0, 256, size + (3,)).astype(np.uint8))
+      raw_fixtures.write_pil(os.path.join(root, split, "masks", f"case{i}_mask.png"),
+                             raw_fixtures.binary(rng, size))
+
+
+def _raw(preset, root):
+  if preset == "lung_ct":
+    raw_fixtures.write_lung(root, size=(32, 32))
+  elif preset == "drive":
+    raw_fixtures.write_drive(root, train_ids=(21, 22, 37), test_ids=(), size=(40, 36))
+  elif preset == "folder":
+    _write_folder(root)
+  else:
+    return ""
+  return root
+
+
+@pytest.mark.parametrize("preset", sorted(seg_configs.PRESETS))
+def test_one_step_smoke_run_of_every_preset(preset, tmp_path):
+  config = _tiny(seg_configs.get_config(preset), tmp_path, _raw(preset, tmp_path / "raw"))
+  if preset == "quick":
+    config.task.builder.update(num_train=8, num_val=4, size=32)
+  if preset == "drive":
+    config.task.patch_size = config.task.sliding_window.roi = (16, 16)
+  results = train.train_and_evaluate(config, str(tmp_path / "work"),
+                                     task_lib.SegmentationTask(config.task))
+  assert 0.0 <= results["val/dice"] <= 1.0 and results["val/num_images"] > 0
+  assert (tmp_path / "work" / "overlays.png").exists()
+
+
+def test_missing_raw_dir_stops_before_training_naming_it(tmp_path):
+  config = _tiny(seg_configs.get_config("lung_ct"), tmp_path, tmp_path / "nowhere")
+  with pytest.raises(DataError, match="nowhere"):
+    task_lib.SegmentationTask(config.task).prepare()
+
+
+def test_mask_of_wrong_shape_stops_naming_the_file(tmp_path):
+  root = tmp_path / "raw"
+  raw_fixtures.write_lung(root, size=(32, 32))
+  bad = os.path.join(root, "train", "masks_256", "ID_train_01.tif")
+  raw_fixtures.write_tif(bad, np.zeros((16, 32), np.uint8))
+  config = _tiny(seg_configs.get_config("lung_ct"), tmp_path, root)
+  with pytest.raises(DataError, match="ID_train_01"):
+    task_lib.SegmentationTask(config.task).prepare()
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("loss", "focal", "config.task.loss"), ("preprocess", "zscore", "config.task.preprocess")])
+def test_bad_task_fields_are_named(field, value, message, tmp_path):
+  config = _tiny(seg_configs.get_config("quick"), tmp_path)
+  config.task[field] = value
+  with pytest.raises(ValueError, match=message):
+    task_lib.SegmentationTask(config.task)
+
+
+def test_unknown_config_field_is_named():
+  config = seg_configs.get_config("quick")
+  config.lock()
+  with pytest.raises(AttributeError, match="batch_size"):
+    config.batch_sise = 3  # "did you mean batch_size"
+
+
+def test_predict_folder_writes_masks_of_the_input_size(tmp_path):
+  config = _tiny(seg_configs.get_config("quick"), tmp_path)
+  config.task.builder.update(num_train=8, num_val=4, size=32)
+  task = task_lib.SegmentationTask(config.task)
+  train.train_and_evaluate(config, str(tmp_path / "work"), task)
+  inputs = tmp_path / "inputs"
+  raw_fixtures.write_tif(str(inputs / "a.tif"), np.full((40, 36), -900, np.int16))
+  raw_fixtures.write_tif(str(inputs / "b.tif"), np.full((32, 32), 40, np.int16))
+  paths = predict.predict_folder(config, str(tmp_path / "work"), task, str(inputs),
+                                 str(tmp_path / "out"))
+  assert [os.path.basename(p) for p in paths] == ["a.png", "b.png"]
+  mask = np.array(Image.open(paths[0]))
+  assert mask.shape == (40, 36) and set(np.unique(mask)) <= {0, 255}
