@@ -1,6 +1,6 @@
 r"""Training-step benchmark: compile time, step time, throughput, memory, FLOPs, MFU.
 
-  python -m experiments.benchmark --workloads=unet_lung_ct --batch_sizes=8 \
+  python -m experiments.benchmark --workloads=unet_lung_ct,dmpnn_tpsa,grud_synthetic \
       --dtypes=float32,bfloat16 --out_dir=workdirs/benchmark
 
 Each workload is a task's main model on random batches of the real shapes
@@ -23,7 +23,8 @@ from absl import flags
 from medjax.engine import runtime
 
 _WORKLOADS = flags.DEFINE_list("workloads", ["unet_lung_ct"], "Workloads to time.")
-_BATCH_SIZES = flags.DEFINE_list("batch_sizes", ["8"], "Global batch sizes.")
+_BATCH_SIZES = flags.DEFINE_list("batch_sizes", [], "Global batch sizes; default: each "
+                                  "workload's own (U-Net 8, D-MPNN 64, GRU-D 128).")
 _DTYPES = flags.DEFINE_list("dtypes", ["float32"], "Compute dtypes.")
 _STEPS = flags.DEFINE_integer("steps", 20, "Timed steps.")
 _WARMUP = flags.DEFINE_integer("warmup", 3, "Untimed steps after compilation.")
@@ -51,7 +52,10 @@ def time_workload(name, batch_size, dtype, steps, warmup):
   from medjax.engine import mesh as mesh_lib  # pylint: disable=import-outside-toplevel
   from medjax.engine import optim, steps as steps_lib  # pylint: disable=import-outside-toplevel
 
-  task = workloads.WORKLOADS[name](compute_dtype=dtype)
+  kwargs = {"batch_size": batch_size} if name != "unet_lung_ct" else {}
+  task = workloads.WORKLOADS[name](compute_dtype=dtype, **kwargs)
+  if task is None:  # this workload has no such dtype
+    return None
   config = config_lib.base_config()
   mesh = mesh_lib.make_mesh(config.mesh)
   tx, schedule = optim.make_optimizer(config.optimizer, 1000)
@@ -85,7 +89,7 @@ def time_workload(name, batch_size, dtype, steps, warmup):
       "examples_per_s": round(batch_size / step_s, 1),
       "peak_mem_gib": round(stats["peak_bytes_in_use"] / 2**30, 2)
       if "peak_bytes_in_use" in stats else "",
-      "gflops_per_step": round(flops / 1e9, 1),
+      "gflops_per_step": round(flops / 1e9, 2),  # XLA counts no loop (scan) bodies
       "mfu_pct": round(100 * flops / step_s / (peak * jax.device_count()), 1)
       if peak else "", "jax": jax.__version__}
 
@@ -108,8 +112,12 @@ def write_results(rows, out_dir):
 def main(argv):
   del argv
   runtime.configure_xla()
+  from experiments.bench import workloads  # pylint: disable=import-outside-toplevel
   rows = [time_workload(name, int(bs), dtype, _STEPS.value, _WARMUP.value)
-          for name in _WORKLOADS.value for bs in _BATCH_SIZES.value for dtype in _DTYPES.value]
+          for name in _WORKLOADS.value
+          for bs in (_BATCH_SIZES.value or [workloads.DEFAULT_BATCH[name]])
+          for dtype in _DTYPES.value]
+  rows = [row for row in rows if row is not None]
   write_results(rows, _OUT_DIR.value)
 
 

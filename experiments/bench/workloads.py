@@ -45,4 +45,45 @@ class SyntheticSegmentation(Task):
             "_mask": np.ones(batch_size, np.float32)}
 
 
-WORKLOADS = {"unet_lung_ct": SyntheticSegmentation}
+
+
+class TaskWorkload:
+  """A task's own model and a batch of its real data, repeated (molecules, EHR)."""
+
+  def __init__(self, task, batch_size):
+    self.task, self._batch_size = task, batch_size
+
+  def __getattr__(self, name):
+    return getattr(self.task, name)
+
+  def make_batch(self, batch_size, rng):
+    del rng
+    if batch_size != self._batch_size:
+      raise ValueError(f"this workload was built for batch {self._batch_size}")
+    return self.task.example_batch(batch_size)
+
+
+def dmpnn_tpsa(compute_dtype="float32", batch_size=64):
+  """Chemprop's D-MPNN (hidden 300, depth 3) on RDKit's bundled NCI TPSA molecules."""
+  from experiments.configs import molecule  # pylint: disable=import-outside-toplevel
+  from medjax.molecule import task as molecule_task  # pylint: disable=import-outside-toplevel
+  if compute_dtype != "float32":
+    return None
+  config = molecule.get_config("quick")
+  return TaskWorkload(molecule_task.MoleculeTask(config.task, batch_size), batch_size)
+
+
+def grud_synthetic(compute_dtype="float32", batch_size=128):
+  """GRU-D on 48 hourly bins of the synthetic ICU generator."""
+  from experiments.configs import ehr  # pylint: disable=import-outside-toplevel
+  from medjax.ehr import task as ehr_task  # pylint: disable=import-outside-toplevel
+  if compute_dtype != "float32":
+    return None
+  config = ehr.get_config("quick")
+  config.task.model = "grud"
+  return TaskWorkload(ehr_task.EhrTask(config.task, batch_size=batch_size), batch_size)
+
+
+WORKLOADS = {"unet_lung_ct": SyntheticSegmentation, "dmpnn_tpsa": dmpnn_tpsa,
+             "grud_synthetic": grud_synthetic}
+DEFAULT_BATCH = {"unet_lung_ct": 8, "dmpnn_tpsa": 64, "grud_synthetic": 128}

@@ -52,15 +52,15 @@ def _quick(c):
 def _lung_ct(c):
   c.task.dataset = "lung_ct_2d"
   c.task.hu_window = (-1000.0, 400.0)
-  c.task.model.features = (8, 16, 32, 64)
+  c.task.model.features = (16, 32, 64, 128)
   c.task.augment.rotate_degrees = 10.0
   c.batch_size = 8
-  c.total_steps = 600
+  c.total_steps = 1500
   c.optimizer.learning_rate = 2e-3
   c.optimizer.warmup_steps = 50
   c.log_every = 50
-  c.eval_every = 200
-  c.checkpoint_every = 200
+  c.eval_every = 250
+  c.checkpoint_every = 250
   c.best_metric = "val/dice"
 
 
