@@ -30,6 +30,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.best_mode = "max"
   c.async_checkpoints = True
   c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1))  # -1: all remaining devices
+  # (regex over parameter path, "fsdp" | "replicate"); first match wins. With
+  # mesh.fsdp == 1, "fsdp" means replicated.
+  c.param_sharding = ((".*", "fsdp"),)
   c.compute_dtype = "float32"  # float32 | bfloat16 (activations; parameters stay float32)
   c.task = ml_collections.ConfigDict()
   return c

@@ -17,7 +17,7 @@ def load_for_prediction(config, workdir: str, task, best: bool = True):
   mesh = mesh_lib.make_mesh(config.mesh)
   tx, _ = optim.make_optimizer(config.optimizer, config.total_steps)
   _, _, abstract = steps.create_state(task, tx, task.example_batch(1), mesh, config.seed,
-                                      config.get("param_sharding", ((".*", "fsdp"),)))
+                                      config.param_sharding)
   state = checkpoint_lib.restore_state(workdir, abstract, prefer_best=best)
   predict = steps.make_predict_fn(task, mesh)
   return state, lambda batch: predict(state, batch)

@@ -88,8 +88,7 @@ def train_and_evaluate(config, workdir: str, task: Task) -> dict[str, float]:
   os.makedirs(workdir, exist_ok=True)
   tx, schedule = optim.make_optimizer(config.optimizer, config.total_steps)
   state, shardings, abstract = steps.create_state(
-      task, tx, task.example_batch(1), mesh, config.seed, config.get("param_sharding",
-                                                                      ((".*", "fsdp"),)))
+      task, tx, task.example_batch(1), mesh, config.seed, config.param_sharding)
   ckpt = checkpoint_lib.Checkpointer(workdir, config.keep_checkpoints, config.best_metric,
                                      config.best_mode, config.async_checkpoints)
   data = iter(task.train_dataset(config.batch_size // jax.process_count(), config.seed,
