@@ -1,0 +1,79 @@
+r"""EHR sequence models: in-hospital mortality from ICU time series or visit codes.
+
+  python -m experiments.ehr --config=experiments/configs/ehr.py:quick --workdir=/tmp/ehr_quick
+  python -m experiments.ehr --config=experiments/configs/ehr.py:p12_grud \
+      --workdir=/tmp/p12_grud --mode=cv --folds=5        # 5-fold CV, mean +- sd
+  python -m experiments.ehr --mode=evaluate --workdir=/tmp/p12_grud/fold_0 \
+      --set_dir=/data/physionet2012/set-b --output_dir=/tmp/p12_grud_on_b
+  python -m experiments.ehr --config=experiments/configs/ehr.py:p12_grud \
+      --workdir=/tmp/bench --mode=benchmark               # sequences/s
+
+Rerunning a training (or CV) command in the same workdir resumes it.
+"""
+
+import json
+import os
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+from medjax.engine import runtime
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file[:preset].",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (evaluate: the trained run).")
+_MODE = flags.DEFINE_enum("mode", "train", ["train", "cv", "evaluate", "benchmark"],
+                          "What to do.")
+_FOLDS = flags.DEFINE_integer("folds", 0, "cv: number of folds / repeats (0: config).")
+_SET_DIR = flags.DEFINE_string("set_dir", None, "evaluate: PhysioNet set directory.")
+_OUTCOMES = flags.DEFINE_string("outcomes", "", "evaluate: outcomes file of --set_dir.")
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "evaluate: where results go.")
+_PATIENT = flags.DEFINE_integer("patient", -1, "evaluate: stay id to explain (-1: the "
+                                "highest-risk death); train: use --config.task.report_patient")
+flags.mark_flags_as_required(["workdir"])
+
+
+def _train(config, workdir):
+  from medjax.engine import train  # pylint: disable=import-outside-toplevel
+  from medjax.ehr import task as task_lib  # pylint: disable=import-outside-toplevel
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, "config.json"), "w") as f:
+    f.write(config.to_json(indent=1))
+  task = task_lib.EhrTask(config.task, batch_size=config.batch_size, workdir=workdir)
+  return train.train_and_evaluate(config, workdir, task)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  runtime.configure_xla()
+  runtime.quiet_library_logs()
+  from medjax.ehr import crossval, external  # pylint: disable=import-outside-toplevel
+  if _MODE.value == "evaluate":
+    if not (_SET_DIR.value and _OUTPUT_DIR.value):
+      raise app.UsageError("--mode=evaluate needs --set_dir and --output_dir")
+    metrics = external.evaluate_on_set(_WORKDIR.value, _SET_DIR.value, _OUTPUT_DIR.value,
+                                       _OUTCOMES.value, patient=_PATIENT.value)
+    print("external metrics:", json.dumps(metrics))
+    return
+  config = _CONFIG.value
+  if config is None:
+    raise app.UsageError("--config is required for train, cv and benchmark")
+  if _MODE.value == "cv":
+    folds = _FOLDS.value or config.task.num_folds
+    summary = crossval.run_folds(config, _WORKDIR.value, folds, _train)
+    print(f"{folds} runs ({config.task.split}):", crossval.format_summary(summary))
+  elif _MODE.value == "benchmark":
+    from medjax.ehr import benchmark, task as task_lib  # pylint: disable=import-outside-toplevel
+    task = task_lib.EhrTask(config.task, batch_size=config.batch_size, workdir=_WORKDIR.value)
+    print("throughput:", json.dumps(benchmark.throughput(config, task, config.batch_size)))
+  else:
+    results = _train(config, _WORKDIR.value)
+    logging.info("done")
+    print("final metrics:", " ".join(f"{k}={v:.4f}" for k, v in sorted(results.items())))
+
+
+if __name__ == "__main__":
+  app.run(main)

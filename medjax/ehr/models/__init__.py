@@ -1,0 +1,8 @@
+"""ICU and visit-code sequence models: GRU / LSTM, GRU-D, Transformer, RETAIN."""
+
+from medjax.ehr.models.grud import GRUD, GRUDCell
+from medjax.ehr.models.retain import RETAIN
+from medjax.ehr.models.rnn import RNNClassifier
+from medjax.ehr.models.transformer import TransformerClassifier
+
+__all__ = ["GRUD", "GRUDCell", "RETAIN", "RNNClassifier", "TransformerClassifier"]

@@ -1,0 +1,267 @@
+"""Molecular property prediction as a `medjax.engine.task.Task`.
+
+Regression (targets standardised on the training split), multi-task binary
+classification with missing labels, and multi-class classification, over padded
+graph batches (`batching.py`): a batch stacks `blocks` blocks (default: one per local
+device) of up to `batch_size / blocks` molecules each, so the trainer's
+leading-axis sharding hands each device whole molecules.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from absl import logging
+
+from medjax.engine import task as task_lib
+from medjax.molecule import batching, datasets, descriptors, models, report, splits
+from medjax.molecule import metrics as metrics_lib
+
+GRAPH_KEYS = ("atom_features", "bond_features", "edge_src", "edge_dst", "edge_rev",
+              "node_graph", "node_mask", "edge_mask")
+METADATA_FILE = "molecule_task.json"
+
+
+def load_dataset(cfg: ml_collections.ConfigDict) -> datasets.MoleculeDataset:
+  """The dataset a `task` config names: `csv` (generic), `tpsa` or a MoleculeNet name."""
+  if cfg.dataset == "csv":
+    if not cfg.csv_path:
+      raise ValueError("task.dataset=csv needs task.csv_path (and target_columns)")
+    columns = tuple(c.strip() for c in cfg.target_columns.split(",") if c.strip())
+    spec = datasets.DatasetSpec(os.path.basename(cfg.csv_path), cfg.smiles_column,
+                                columns or None, cfg.task_type)
+    path = cfg.csv_path
+  else:
+    spec, path = datasets.resolve(cfg.dataset, cfg.data_dir or None)
+  return datasets.load(spec, path, cfg.cache_dir or None, cfg.descriptors)
+
+
+def collect(predict_fn, batches) -> np.ndarray:
+  """Raw outputs of the real molecules of `batches`, in batch order."""
+  outputs = [np.asarray(predict_fn(b))[b["_mask"] > 0] for b in batches]
+  return np.concatenate(outputs)
+
+
+class Evaluator(task_lib.Evaluator):
+  """Metrics of one split (`val` or `test`), each molecule counted once."""
+
+  def __init__(self, name: str, task: MoleculeTask, ids: np.ndarray):
+    self.name, self._task, self._ids = name, task, ids
+
+  def run(self, predict_fn):
+    predictions = self._task.predict(predict_fn, self._ids)
+    yield from self._task.score(self._ids, predictions).items()
+
+
+class ModelSpec:
+  """What a trained model needs besides its parameters: the model, its inputs, the
+  target scaling and how raw outputs become predictions. Rebuilt from a workdir's
+  metadata for prediction, without the training data (`from_metadata`)."""
+
+  cfg: ml_collections.ConfigDict
+  task_type: str
+  task_names: tuple[str, ...]
+  num_classes: int
+  target_mean: np.ndarray
+  target_std: np.ndarray
+  descriptor_normaliser: descriptors.Normalizer | None
+
+  def _build_model(self):
+    out_dim = len(self.task_names) * max(self.num_classes, 1)
+    self.model = models.build_model(self.cfg, out_dim)
+
+  def model_inputs(self, batch) -> dict[str, Any]:
+    inputs = {k: batch[k] for k in GRAPH_KEYS}
+    inputs["graph_mask"] = batch["_mask"]
+    if self.cfg.descriptors:
+      inputs["descriptors"] = batch["descriptors"]
+    return inputs
+
+  def per_label_loss(self, outputs, targets):
+    """[blocks, graphs, tasks]: squared error, binary or softmax cross-entropy."""
+    if self.task_type == "regression":
+      return jnp.square(outputs - targets)
+    if self.task_type == "binary":
+      return optax.sigmoid_binary_cross_entropy(outputs, targets)
+    logits = outputs.reshape(targets.shape + (self.num_classes,))
+    return optax.softmax_cross_entropy_with_integer_labels(logits, targets.astype(jnp.int32))
+
+  def postprocess(self, outputs: np.ndarray) -> np.ndarray:
+    """Raw outputs of real molecules [M, out] -> targets' units / probabilities."""
+    outputs = np.asarray(outputs, np.float64)
+    if self.task_type == "regression":
+      return outputs * self.target_std + self.target_mean
+    if self.task_type == "binary":
+      return 1 / (1 + np.exp(-outputs))
+    logits = outputs.reshape(len(outputs), len(self.task_names), self.num_classes)
+    z = np.exp(logits - logits.max(-1, keepdims=True))
+    return z / z.sum(-1, keepdims=True)
+
+  def metadata(self) -> dict[str, Any]:
+    return {
+        "task": self.cfg.to_dict(), "task_type": self.task_type,
+        "task_names": list(self.task_names), "num_classes": self.num_classes,
+        "target_mean": np.asarray(self.target_mean).tolist(),
+        "target_std": np.asarray(self.target_std).tolist(),
+        "descriptors": (self.descriptor_normaliser.state()
+                        if self.descriptor_normaliser else None),
+    }
+
+  @classmethod
+  def from_metadata(cls, meta: dict[str, Any]) -> ModelSpec:
+    spec = cls()
+    spec.cfg = ml_collections.ConfigDict(meta["task"])
+    spec.task_type, spec.task_names = meta["task_type"], tuple(meta["task_names"])
+    spec.num_classes = meta["num_classes"]
+    spec.target_mean = np.asarray(meta["target_mean"])
+    spec.target_std = np.asarray(meta["target_std"])
+    spec.descriptor_normaliser = (descriptors.Normalizer.from_state(meta["descriptors"])
+                                  if meta["descriptors"] else None)
+    spec._build_model()
+    return spec
+
+
+class MoleculeTask(ModelSpec, task_lib.Task):
+  """`cfg` is the config's `task` section; `batch_size` the global batch size."""
+
+  def __init__(self, cfg: ml_collections.ConfigDict, batch_size: int,
+               dataset: datasets.MoleculeDataset | None = None):
+    self.cfg = cfg
+    self.data = dataset if dataset is not None else load_dataset(cfg)
+    self.task_type, self.task_names = self.data.task_type, self.data.task_names
+    logging.info("%d molecules, %d invalid SMILES skipped, featurised in %.2fs%s",
+                 len(self.data), len(self.data.invalid), self.data.featurize_seconds,
+                 " (cache)" if self.data.from_cache else "")
+    for row, smiles in self.data.invalid[:10]:
+      logging.warning("invalid SMILES skipped: row %d %r", row, smiles)
+    self.split = splits.make_split(cfg.split, self.data.smiles, self.data.targets,
+                                   self.task_type, tuple(cfg.split_fractions),
+                                   cfg.split_seed, cfg.folds, cfg.fold)
+    self._fit_normalisers()
+    self.num_classes = self._num_classes()
+    self._build_model()
+    self.n_blocks = cfg.blocks or jax.local_device_count()
+    self.graphs_per_block = self.graphs_for_batch(batch_size // jax.process_count())
+    self._packers: dict[int, batching.BlockPacker] = {}
+    self._eval_batches: dict[bytes, list] = {}
+
+  # ----- normalisation -----------------------------------------------------
+
+  def _fit_normalisers(self):
+    train = self.split["train"]
+    t = self.data.targets
+    if self.task_type == "regression":
+      self.target_mean = np.nanmean(t[train], axis=0)
+      std = np.nanstd(t[train], axis=0)
+      self.target_std = np.where(std > 0, std, 1.0)
+    else:
+      self.target_mean, self.target_std = np.zeros(t.shape[1]), np.ones(t.shape[1])
+    self.normalised_targets = ((t - self.target_mean) / self.target_std).astype(np.float32)
+    self.descriptor_normaliser = self.descriptors = None
+    if self.cfg.descriptors:
+      self.descriptor_normaliser = descriptors.Normalizer.fit(self.data.descriptors[train])
+      self.descriptors = self.descriptor_normaliser(self.data.descriptors)
+
+  def _num_classes(self) -> int:
+    if self.task_type != "multiclass":
+      return 0
+    return self.cfg.num_classes or int(np.nanmax(self.data.targets)) + 1
+
+  # ----- batching --------------------------------------------------------------
+
+  def graphs_for_batch(self, batch_size: int) -> int:
+    """Molecules per block for a per-process batch of `batch_size`."""
+    return max(1, math.ceil(batch_size / self.n_blocks))
+
+  def packer(self, graphs_per_block: int | None = None) -> batching.BlockPacker:
+    g = graphs_per_block or self.graphs_per_block
+    if g not in self._packers:
+      budget = batching.make_budget(self.data.store, g, self.cfg.node_slack)
+      self._packers[g] = batching.BlockPacker(self.data.store, budget,
+                                              self.normalised_targets, self.descriptors)
+    return self._packers[g]
+
+  def train_dataset(self, batch_size: int, seed: int, shard_index: int = 0,
+                    shard_count: int = 1):
+    ids = self.split["train"][shard_index::shard_count]
+    return batching.training_stream(self.packer(self.graphs_for_batch(batch_size)), ids,
+                                    self.n_blocks, seed)
+
+  def example_batch(self, batch_size: int) -> dict[str, np.ndarray]:
+    packer = self.packer(self.graphs_for_batch(batch_size))
+    return batching.sequential_batches(packer, self.split["train"][:1], self.n_blocks)[0]
+
+  def eval_batches(self, ids: np.ndarray) -> list[dict[str, np.ndarray]]:
+    key = np.asarray(ids, np.int64).tobytes()
+    if key not in self._eval_batches:
+      self._eval_batches[key] = batching.sequential_batches(self.packer(), ids,
+                                                            self.n_blocks)
+    return self._eval_batches[key]
+
+  # ----- model and loss ------------------------------------------------------
+
+  def loss(self, outputs, batch):
+    weights = batch["_mask"][..., None] * batch["target_mask"]
+    per_label = self.per_label_loss(outputs, batch["targets"])
+    count = jnp.sum(weights)
+    loss = jnp.sum(per_label * weights) / jnp.maximum(count, 1.0)
+    return loss, {"loss": loss, "labels": count}
+
+  # ----- prediction and metrics ------------------------------------------------
+
+  def predict(self, predict_fn, ids: np.ndarray) -> np.ndarray:
+    """Predictions for molecules `ids`, in that order."""
+    outputs = collect(predict_fn, self.eval_batches(ids))
+    assert len(outputs) == len(ids), (len(outputs), len(ids))
+    return self.postprocess(outputs)
+
+  def score(self, ids: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
+    targets, names = self.data.targets[ids], self.task_names
+    if self.task_type == "regression":
+      return metrics_lib.regression(targets, predictions, names)
+    if self.task_type == "binary":
+      return metrics_lib.binary(targets, predictions, names)
+    return metrics_lib.multiclass(targets, predictions, names)
+
+  def evaluators(self):
+    return [Evaluator(name, self, self.split[name]) for name in ("val", "test")
+            if len(self.split[name])]
+
+  # ----- run outputs -------------------------------------------------------------
+
+  def write_run_files(self, workdir: str) -> None:
+    """Metadata for prediction and the invalid SMILES (row, string) of the input."""
+    with open(report.figure_path(workdir, METADATA_FILE), "w") as f:
+      json.dump(self.metadata(), f, indent=1)
+    report.write_invalid(report.figure_path(workdir, "invalid_smiles.csv"), self.data.invalid)
+
+  def report(self, predict_fn, workdir: str) -> dict[str, float]:
+    self.write_run_files(workdir)
+    ids = self.split["test"]
+    out = {"data/molecules": float(len(self.data)),
+           "data/invalid_smiles": float(len(self.data.invalid)),
+           "data/featurize_seconds": self.data.featurize_seconds}
+    if not len(ids):
+      return out
+    pred = self.predict(predict_fn, ids)
+    targets = self.data.targets[ids]
+    smiles = [self.data.smiles[i] for i in ids]
+    flat = pred if pred.ndim == 2 else pred.argmax(-1).astype(np.float64)
+    report.write_predictions(report.figure_path(workdir, "test_predictions.csv"), smiles,
+                             self.data.rows[ids], self.task_names, targets, flat)
+    title = f"{self.cfg.dataset} {self.cfg.split} split, test"
+    if self.task_type == "regression":
+      report.plot_predicted_vs_true(targets, pred, self.task_names,
+                                    report.figure_path(workdir, "test_pred_vs_true.png"), title)
+    elif self.task_type == "binary":
+      report.plot_roc(targets, pred, self.task_names,
+                      report.figure_path(workdir, "test_roc.png"), title)
+    return out
