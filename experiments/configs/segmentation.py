@@ -45,7 +45,7 @@ def _quick(c):
   c.optimizer.learning_rate = 3e-3
   c.optimizer.warmup_steps = 20
   c.log_every = 25
-  c.eval_every = 0
+  c.eval_every = 100
   c.checkpoint_every = 100
 
 

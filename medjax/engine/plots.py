@@ -34,8 +34,12 @@ def learning_curves(jsonl_path: str, png_path: str) -> None:
   series = read_jsonl(jsonl_path)
   groups = collections.defaultdict(list)
   for name in sorted(series):
-    if name not in _SKIP:
-      groups[name.split("/")[0]].append(name)
+    if name in _SKIP or name.split("/")[-1].startswith("num_"):
+      continue
+    # Scores in [0, 1] share a panel; anything else (losses, distances) gets its own.
+    bounded = all(0.0 <= v <= 1.0 for v in series[name][1])
+    group = name.split("/")[0]
+    groups[group if bounded or group == "train" else name].append(name)
   if not groups:
     return
   fig, axes = plt.subplots(1, len(groups), figsize=(5 * len(groups), 3.5), squeeze=False)
