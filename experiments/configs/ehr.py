@@ -19,7 +19,7 @@ PRESETS = ("quick", "p12_gru", "p12_grud", "p12_transformer", "mimic_demo_retain
 def task_config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
       dataset="synthetic",  # synthetic | physionet | mimic | eicu
-      data_root="",  # "" -> $MEDJAX_SHARED_DATA or /work/shared/data
+      data_root="",  # "" -> $MEDJAX_SHARED_DATA
       set_dir="physionet2012/set-a",  # relative to data_root, or absolute
       outcomes="",  # "" -> <set_dir>/../Outcomes-<suffix>.txt
       cache_dir="",  # parsed-set cache; "" -> ~/.cache/medjax/ehr

@@ -48,9 +48,15 @@ def input_kind(model: str) -> str:
 
 
 def shared_path(cfg, path: str) -> str:
-  """`path` as is when absolute, else under the shared data root."""
-  root = cfg.get("data_root") or os.environ.get("MEDJAX_SHARED_DATA", "/work/shared/data")
-  return path if os.path.isabs(path) else os.path.join(root, path)
+  """`path` as is when absolute, else under `task.data_root` (or $MEDJAX_SHARED_DATA)."""
+  if os.path.isabs(path):
+    return path
+  root = cfg.get("data_root") or os.environ.get("MEDJAX_SHARED_DATA")
+  if not root:
+    raise ValueError(f"{path!r} is relative: set --config.task.data_root (or "
+                     "$MEDJAX_SHARED_DATA) to the directory that holds it, or give an "
+                     "absolute path")
+  return os.path.join(root, path)
 
 
 def load_dataset(cfg, set_dir: str = "", outcomes: str = ""):
