@@ -133,8 +133,9 @@ def _loop(config, task, mesh, state, data, train_step, predict, ckpt, writer, pr
       progress.start(step)
     last = step == config.total_steps or preemption.requested
     is_eval = bool(config.eval_every) and step % config.eval_every == 0 and not last
-    is_ckpt = step % config.checkpoint_every == 0 or last
-    if step % config.log_every == 0 or last or is_eval or is_ckpt:
+    is_ckpt = last or bool(config.checkpoint_every) and step % config.checkpoint_every == 0
+    is_log = bool(config.log_every) and step % config.log_every == 0
+    if is_log or last or is_eval or is_ckpt:
       scalars = _flush(pending, step, ckpt)  # before any save: never checkpoint a NaN
       progress.log(step, scalars)
       if np.isfinite(progress.steps_per_sec):
