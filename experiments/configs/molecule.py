@@ -79,6 +79,9 @@ def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
   _epochs(config, train_molecules, epochs)
   if preset == "quick":
     config.task.readout = "sum"  # TPSA is a sum of atom contributions
+  if preset == "esol":
+    # Chosen on validation RMSE, 3 seeds: 0.565 with descriptors, 0.597 without.
+    config.task.descriptors = True
   if "smoke" in options:
     config.batch_size = 8
     config.total_steps = config.eval_every = config.checkpoint_every = 1

@@ -51,8 +51,10 @@ MOLECULENET = {
 TPSA = DatasetSpec("first_5k.tpsa.csv", column_names=("smiles", "tpsa"))
 
 
-def shared_data_dir() -> Path:
-  return Path(os.environ.get("MEDJAX_SHARED_DATA", "/work/shared/data"))
+def shared_data_dir() -> Path | None:
+  """$MEDJAX_SHARED_DATA, the folder that holds `moleculenet/`, if set."""
+  root = os.environ.get("MEDJAX_SHARED_DATA")
+  return Path(root) if root else None
 
 
 def default_cache_dir() -> Path:
@@ -71,7 +73,13 @@ def resolve(name: str, data_dir: str | os.PathLike | None = None) -> tuple[Datas
   if name not in MOLECULENET:
     raise ValueError(f"unknown dataset {name!r}; one of tpsa, {', '.join(MOLECULENET)}")
   spec = MOLECULENET[name]
-  folder = Path(data_dir) if data_dir else shared_data_dir() / "moleculenet"
+  if data_dir:
+    folder = Path(data_dir)
+  elif shared_data_dir() is not None:
+    folder = shared_data_dir() / "moleculenet"
+  else:
+    raise ValueError(f"dataset {name!r}: set --config.task.data_dir (or $MEDJAX_SHARED_DATA) "
+                     f"to the folder holding {spec.filename}")
   for candidate in (folder / spec.filename, folder / (spec.filename + ".gz")):
     if candidate.exists():
       return spec, candidate

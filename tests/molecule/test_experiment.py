@@ -10,7 +10,7 @@ import pytest
 from experiments import molecule as molecule_main
 from experiments.configs import molecule as molecule_configs
 from medjax.engine import train
-from medjax.molecule import predict
+from medjax.molecule import benchmark, predict
 from medjax.molecule import task as task_lib
 from tests.molecule import fake_moleculenet
 
@@ -70,3 +70,13 @@ def test_repeats_then_ensemble_prediction(data_dir, molecule_cache, tmp_path):
                   single[target][[0, 2]])
   assert (sd > 0).all()
   np.testing.assert_allclose(sd, np.sqrt(2) * np.abs(mean - p0), rtol=1e-5)
+
+
+def test_benchmark_counts_real_molecules(data_dir, molecule_cache):
+  config = smoke_config("lipo", data_dir, molecule_cache)
+  task = task_lib.MoleculeTask(config.task, config.batch_size)
+  feats = benchmark.featurization(task.data.smiles[:5] + ["C1CC(("])
+  assert feats["featurize/molecules"] == 6 and feats["featurize/invalid"] == 1
+  train_stats = benchmark.training(config, task, steps=2, warmup=1)
+  assert 0 < train_stats["train/molecules_per_step"] <= config.batch_size
+  assert train_stats["train/molecules_per_sec"] > 0

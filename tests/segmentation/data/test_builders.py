@@ -8,7 +8,7 @@ from medjax.segmentation.data import phantom, sources
 from medjax.segmentation.data.errors import DataError
 from tests.segmentation.data import raw_fixtures as rf
 
-SHARED = os.environ.get("MEDJAX_SHARED_DATA", "/work/shared/data")
+SHARED = os.environ.get("MEDJAX_SHARED_DATA", "")
 
 
 def by_id(source) -> dict:
