@@ -50,7 +50,7 @@ def time_workload(name, batch_size, dtype, steps, warmup):
   from experiments.bench import workloads  # pylint: disable=import-outside-toplevel
   from medjax.engine import config as config_lib  # pylint: disable=import-outside-toplevel
   from medjax.engine import mesh as mesh_lib  # pylint: disable=import-outside-toplevel
-  from medjax.engine import optim, steps as steps_lib  # pylint: disable=import-outside-toplevel
+  from medjax.engine import steps as steps_lib  # pylint: disable=import-outside-toplevel
 
   kwargs = {"batch_size": batch_size} if name != "unet_lung_ct" else {}
   task = workloads.WORKLOADS[name](compute_dtype=dtype, **kwargs)
@@ -58,9 +58,7 @@ def time_workload(name, batch_size, dtype, steps, warmup):
     return None
   config = config_lib.base_config()
   mesh = mesh_lib.make_mesh(config.mesh)
-  tx, schedule = optim.make_optimizer(config.optimizer, 1000)
-  state, shardings, _ = steps_lib.create_state(task, tx, task.example_batch(1), mesh, 0)
-  train_step = steps_lib.make_train_step(task, tx, schedule, mesh, shardings)
+  state, train_step, _ = steps_lib.build(task, config, mesh)
   rng = np.random.default_rng(0)
   batches = [mesh_lib.shard_batch(task.make_batch(batch_size, rng), mesh) for _ in range(2)]
   t0 = time.perf_counter()

@@ -11,16 +11,13 @@ import time
 import jax
 
 from medjax.engine import mesh as mesh_lib
-from medjax.engine import optim, steps
+from medjax.engine import steps
 
 
 def throughput(config, task, batch_size: int, repeats: int = 20) -> dict[str, float]:
   mesh = mesh_lib.make_mesh(config.mesh)
-  tx, schedule = optim.make_optimizer(config.optimizer, config.total_steps)
-  state, shardings, _ = steps.create_state(task, tx, task.example_batch(1), mesh,
-                                           config.seed)
+  state, train_step, _ = steps.build(task, config, mesh)
   batch = task.example_batch(batch_size)
-  train_step = steps.make_train_step(task, tx, schedule, mesh, shardings)
   predict = steps.make_predict_fn(task, mesh)
   sharded = mesh_lib.shard_batch(batch, mesh)
   state, metrics = train_step(state, sharded)  # compile

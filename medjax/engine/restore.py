@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from medjax.engine import checkpoint as checkpoint_lib
 from medjax.engine import mesh as mesh_lib
-from medjax.engine import optim
 from medjax.engine import steps
 
 
@@ -15,9 +14,7 @@ def load_for_prediction(config, workdir: str, task, best: bool = True):
   Takes the best checkpoint when one was kept (and `best`), else the latest.
   """
   mesh = mesh_lib.make_mesh(config.mesh)
-  tx, _ = optim.make_optimizer(config.optimizer, config.total_steps)
-  _, _, abstract = steps.create_state(task, tx, task.example_batch(1), mesh, config.seed,
-                                      config.param_sharding)
+  _, _, abstract = steps.build(task, config, mesh)
   state = checkpoint_lib.restore_state(workdir, abstract, prefer_best=best)
   predict = steps.make_predict_fn(task, mesh)
   return state, lambda batch: predict(state, batch)

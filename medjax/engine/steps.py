@@ -12,6 +12,7 @@ import numpy as np
 import optax
 
 from medjax.engine import mesh as mesh_lib
+from medjax.engine import optim
 from medjax.engine.task import Task
 
 
@@ -93,6 +94,18 @@ def make_train_step(task: Task, tx, schedule, mesh, state_shardings):
 
   return jax.jit(train_step, donate_argnums=(0,),
                  out_shardings=(state_shardings, mesh_lib.replicated(mesh)))
+
+
+def build(task: Task, config, mesh, total_steps: int | None = None):
+  """Optimiser, sharded initial state and jitted train step for `task` under `config`.
+
+  Returns (state, train_step, abstract state). `total_steps` (default
+  `config.total_steps`) sets the learning-rate schedule's length.
+  """
+  tx, schedule = optim.make_optimizer(config.optimizer, total_steps or config.total_steps)
+  state, shardings, abstract = create_state(task, tx, task.example_batch(1), mesh,
+                                            config.seed, config.param_sharding)
+  return state, make_train_step(task, tx, schedule, mesh, shardings), abstract
 
 
 def make_predict_fn(task: Task, mesh):

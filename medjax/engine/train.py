@@ -17,7 +17,6 @@ from absl import logging
 
 from medjax.engine import checkpoint as checkpoint_lib
 from medjax.engine import mesh as mesh_lib
-from medjax.engine import optim
 from medjax.engine import plots
 from medjax.engine import steps
 from medjax.engine import writers
@@ -86,9 +85,7 @@ def train_and_evaluate(config, workdir: str, task: Task) -> dict[str, float]:
   mesh = mesh_lib.make_mesh(config.mesh)
   _check_config(config, mesh)
   os.makedirs(workdir, exist_ok=True)
-  tx, schedule = optim.make_optimizer(config.optimizer, config.total_steps)
-  state, shardings, abstract = steps.create_state(
-      task, tx, task.example_batch(1), mesh, config.seed, config.param_sharding)
+  state, train_step, abstract = steps.build(task, config, mesh)
   ckpt = checkpoint_lib.Checkpointer(workdir, config.keep_checkpoints, config.best_metric,
                                      config.best_mode, config.async_checkpoints)
   data = iter(task.train_dataset(config.batch_size // jax.process_count(), config.seed,
@@ -99,7 +96,6 @@ def train_and_evaluate(config, workdir: str, task: Task) -> dict[str, float]:
       data.set_state(data_state)
     logging.info("Resumed from %s at step %d", ckpt.latest.directory, int(state.step))
 
-  train_step = steps.make_train_step(task, tx, schedule, mesh, shardings)
   predict = steps.make_predict_fn(task, mesh)
   writer = writers.MetricWriter(workdir)
   preemption = _Preemption()

@@ -12,7 +12,6 @@ import jax
 import numpy as np
 
 from medjax.engine import mesh as mesh_lib
-from medjax.engine import optim
 from medjax.engine import steps as steps_lib
 from medjax.molecule import graphs
 
@@ -30,10 +29,7 @@ def featurization(smiles: list[str]) -> dict[str, float]:
 def training(config, task, steps: int = 50, warmup: int = 5) -> dict[str, float]:
   """Wall-clock throughput over `steps` steps after `warmup` (compiling) steps."""
   mesh = mesh_lib.make_mesh(config.mesh)
-  tx, schedule = optim.make_optimizer(config.optimizer, max(config.total_steps, steps))
-  state, shardings, _ = steps_lib.create_state(task, tx, task.example_batch(1), mesh,
-                                               config.seed)
-  train_step = steps_lib.make_train_step(task, tx, schedule, mesh, shardings)
+  state, train_step, _ = steps_lib.build(task, config, mesh, max(config.total_steps, steps))
   data = iter(task.train_dataset(config.batch_size, config.seed))
   for _ in range(warmup):
     state, metrics = train_step(state, mesh_lib.shard_batch(next(data), mesh))
