@@ -19,6 +19,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from medjax.engine import distributed
 from medjax.engine import runtime
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file[:preset].",
@@ -41,7 +42,8 @@ def _train(config, workdir):
   os.makedirs(workdir, exist_ok=True)
   with open(os.path.join(workdir, "config.json"), "w") as f:
     f.write(config.to_json(indent=1))
-  task = task_lib.EhrTask(config.task, batch_size=config.batch_size, workdir=workdir)
+  task = distributed.process_zero_first(lambda: task_lib.EhrTask(
+      config.task, batch_size=config.batch_size, workdir=workdir))
   return train.train_and_evaluate(config, workdir, task)
 
 
@@ -49,6 +51,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   runtime.configure_xla()
+  distributed.initialize()  # multi-process runs: see launch/
   runtime.quiet_library_logs()
   from medjax.ehr import crossval, external  # pylint: disable=import-outside-toplevel
   if _MODE.value == "evaluate":

@@ -21,6 +21,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from medjax.engine import distributed
 from medjax.engine import runtime
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file[:preset].",
@@ -49,7 +50,7 @@ def train(config, workdir):
   from medjax.engine import train as train_lib  # pylint: disable=import-outside-toplevel
   # pylint: disable-next=import-outside-toplevel
   from medjax.molecule import metrics, predict, task as task_lib
-  dataset = task_lib.load_dataset(config.task)
+  dataset = distributed.process_zero_first(lambda: task_lib.load_dataset(config.task))
   runs, repeats = [], config.task.repeats
   for r in range(repeats):
     c, run_dir = run_config(config, r), workdir if repeats == 1 else f"{workdir}/run{r}"
@@ -70,6 +71,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   runtime.configure_xla()
+  distributed.initialize()  # multi-process runs: see launch/
   runtime.quiet_library_logs()
   config, workdir = _CONFIG.value, _WORKDIR.value
   if _MODE.value == "predict":

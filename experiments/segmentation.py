@@ -15,6 +15,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from medjax.engine import distributed
 from medjax.engine import runtime
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file[:preset].",
@@ -30,6 +31,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   runtime.configure_xla()
+  distributed.initialize()  # multi-process runs: see launch/
   runtime.quiet_library_logs()
   # Imported after configure_xla, which must run before JAX starts.
   from medjax.engine import train  # pylint: disable=import-outside-toplevel
@@ -45,7 +47,8 @@ def main(argv):
                                    _OUTPUT_DIR.value)
     logging.info("wrote %d masks to %s", len(paths), _OUTPUT_DIR.value)
     return
-  task.prepare()  # bad or missing data stops here, before any training
+  # Bad or missing data stops here, before any training; process 0 builds it.
+  distributed.process_zero_first(task.prepare)
   results = train.train_and_evaluate(config, _WORKDIR.value, task)
   print("final metrics:", " ".join(f"{k}={v:.4f}" for k, v in sorted(results.items())))
 

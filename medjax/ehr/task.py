@@ -13,6 +13,7 @@ reads them back from there instead of refitting.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 
@@ -194,20 +195,24 @@ class EhrTask(Task):
     return np.concatenate([negatives, np.tile(positives, copies)])
 
   def train_dataset(self, batch_size, seed, shard_index=0, shard_count=1):
-    """Endless shuffled batches; variable-length inputs are length-bucketed
-    (`bucket_pool` batches sorted together, 0: no bucketing)."""
-    indices = self.train_indices()[shard_index::shard_count]
-    if len(indices) < batch_size:
-      indices = np.resize(indices, batch_size)  # tiny data sets (demos, smoke tests)
-    collate = lambda items: ex.collate(items, self.pad_multiple)
-    if self.kind != "binned" and self.cfg.bucket_pool > 0:
-      lengths = [ex.sequence_length(self.examples[i]) for i in indices]
-      source = BucketedBatches(indices, lengths, batch_size, self.cfg.bucket_pool, seed)
-      load = lambda batch: collate([self.examples[i] for i in batch])
-      return grain.MapDataset.source(source).map(load).to_iter_dataset()
-    ds = grain.MapDataset.source(indices.tolist()).seed(seed).shuffle().repeat()
-    ds = ds.map(self.examples.__getitem__)
-    return ds.batch(batch_size, drop_remainder=True, batch_fn=collate).to_iter_dataset()
+    """Endless shuffled batches: process `shard_index` gets its rows of each global batch
+    (so the global batch does not depend on the process count). Variable-length inputs
+    are length-bucketed (`bucket_pool` batches sorted together, 0: no bucketing); the
+    whole global batch is collated, so every process pads to the same shape."""
+    indices, global_batch = self.train_indices(), batch_size * shard_count
+    if len(indices) < global_batch:
+      indices = np.resize(indices, global_batch)  # tiny data sets (demos, smoke tests)
+    pool = self.cfg.bucket_pool if self.kind != "binned" else 0
+    lengths = ([ex.sequence_length(self.examples[i]) for i in indices] if pool > 0
+               else np.zeros(len(indices)))
+    source = BucketedBatches(indices, lengths, global_batch, max(pool, 1), seed)
+    rows = slice(shard_index * batch_size, (shard_index + 1) * batch_size)
+    return grain.MapDataset.source(source).map(
+        functools.partial(self._collate_rows, rows=rows)).to_iter_dataset()
+
+  def _collate_rows(self, indices, rows):
+    batch = ex.collate([self.examples[i] for i in indices], self.pad_multiple)
+    return {k: v[rows] for k, v in batch.items()}
 
   def example_batch(self, batch_size):
     indices = np.resize(self.splits["train"] if len(self.splits["train"]) else

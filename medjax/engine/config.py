@@ -7,6 +7,8 @@ overridden by flag (`--config.batch_size=16`). An unknown field is an error.
 
 import ml_collections
 
+from medjax.engine import partitioning
+
 
 def base_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
@@ -30,9 +32,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.best_mode = "max"
   c.async_checkpoints = True
   c.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1))  # -1: all remaining devices
-  # (regex over parameter path, "fsdp" | "replicate"); first match wins. With
-  # mesh.fsdp == 1, "fsdp" means replicated.
-  c.param_sharding = ((".*", "fsdp"),)
+  # (logical axis, mesh axis or None) in priority order: parameters and optimiser
+  # state are sharded by these (see medjax/engine/partitioning.py). With
+  # mesh.fsdp == 1 everything is replicated.
+  c.logical_axis_rules = partitioning.DEFAULT_RULES
   c.compute_dtype = "float32"  # float32 | bfloat16 (activations; parameters stay float32)
   c.task = ml_collections.ConfigDict()
   return c

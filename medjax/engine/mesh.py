@@ -1,18 +1,16 @@
 """Device mesh, batch sharding and parameter sharding rules.
 
 Axes: `data` (batch split, parameters replicated) and `fsdp` (batch split too,
-and parameters sharded along their largest divisible dimension). Batches are
-always split over both axes on their leading (example) dimension.
+and parameters sharded as `medjax.engine.partitioning`'s logical-axis rules say).
+Batches are always split over both axes on their leading (example) dimension.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import jax
 import numpy as np
-from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 BATCH_AXES = ("data", "fsdp")
@@ -56,49 +54,5 @@ def shard_batch(batch: Mapping[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Ar
           for k, v in batch.items() if _is_numeric(v)}
 
 
-def local_rows(tree):
-  """Global arrays split on the leading axis -> this process's rows, as numpy."""
-  if jax.process_count() == 1:
-    return jax.tree.map(np.asarray, tree)
-  return jax.tree.map(lambda x: multihost_utils.global_array_to_host_local_array(
-      x, x.sharding.mesh, P(BATCH_AXES)), tree)
-
-
 def _is_numeric(value) -> bool:
   return np.asarray(value).dtype.kind in "biuf"
-
-
-# --- parameter sharding rules --------------------------------------------------
-
-Rule = tuple[str, str]  # (regex over the "/"-joined parameter path, "replicate" | "fsdp")
-
-
-def _fsdp_spec(shape: Sequence[int], size: int) -> P:
-  """Shards the largest dimension divisible by `size`; replicates if none is."""
-  if size == 1:
-    return P()
-  for dim in sorted(range(len(shape)), key=lambda d: -shape[d]):
-    if shape[dim] % size == 0 and shape[dim] >= size:
-      spec = [None] * len(shape)
-      spec[dim] = "fsdp"
-      return P(*spec)
-  return P()
-
-
-def tree_shardings(tree, mesh: Mesh, rules: Sequence[Rule] = ((".*", "fsdp"),)):
-  """Shardings for a pytree of arrays (or ShapeDtypeStructs) by path rules.
-
-  The first rule whose regex matches the path decides. With an fsdp axis of size 1
-  "fsdp" means replicated, so the default rule is right for every model.
-  """
-  def spec_for(path, leaf):
-    name = "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
-    for pattern, kind in rules:
-      if re.fullmatch(pattern, name):
-        if kind == "replicate":
-          return NamedSharding(mesh, P())
-        if kind == "fsdp":
-          return NamedSharding(mesh, _fsdp_spec(np.shape(leaf), mesh.shape["fsdp"]))
-        raise ValueError(f"sharding rule {pattern!r}: unknown kind {kind!r}")
-    return NamedSharding(mesh, P())
-  return jax.tree_util.tree_map_with_path(spec_for, tree)

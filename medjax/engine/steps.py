@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import flax
@@ -13,6 +14,7 @@ import optax
 
 from medjax.engine import mesh as mesh_lib
 from medjax.engine import optim
+from medjax.engine import partitioning
 from medjax.engine.task import Task
 
 
@@ -46,7 +48,8 @@ def make_init_fn(task: Task, tx: optax.GradientTransformation, example_batch):
   return init
 
 
-def create_state(task, tx, example_batch, mesh, seed: int, rules=((".*", "fsdp"),)):
+def create_state(task, tx, example_batch, mesh, seed: int,
+                 rules=partitioning.DEFAULT_RULES):
   """eval_shape -> shardings -> jit(init, out_shardings): parameters born sharded.
 
   Returns (state, state shardings, abstract state) — the last is what a
@@ -57,7 +60,7 @@ def create_state(task, tx, example_batch, mesh, seed: int, rules=((".*", "fsdp")
   init = make_init_fn(task, tx, example_batch)
   rng = jax.random.PRNGKey(seed)
   abstract = jax.eval_shape(init, rng)
-  shardings = mesh_lib.tree_shardings(abstract, mesh, rules)
+  shardings = partitioning.tree_shardings(abstract, mesh, rules)
   shardings = shardings.replace(step=mesh_lib.replicated(mesh), rng=mesh_lib.replicated(mesh))
   state = jax.jit(init, out_shardings=shardings)(rng)
   abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
@@ -104,22 +107,27 @@ def build(task: Task, config, mesh, total_steps: int | None = None):
   """
   tx, schedule = optim.make_optimizer(config.optimizer, total_steps or config.total_steps)
   state, shardings, abstract = create_state(task, tx, task.example_batch(1), mesh,
-                                            config.seed, config.param_sharding)
+                                            config.seed, config.logical_axis_rules)
   return state, make_train_step(task, tx, schedule, mesh, shardings), abstract
 
 
 def make_predict_fn(task: Task, mesh):
-  """Returns predict(state, host_batch) -> host numpy outputs for this process's rows.
+  """Returns predict(state, host_batch) -> host numpy outputs for every row.
 
-  Rows are padded up to a multiple of the batch-axis size and the padding is
-  dropped again, so evaluators may use any batch size.
+  Collective over processes: every process passes the same batch and gets all
+  the outputs back, while each row's forward pass runs once, on the devices of
+  the process that owns it. So evaluators need no multi-process logic, and
+  every example counts exactly once. Rows are padded up to a multiple of the
+  batch-axis size and the padding is dropped again: any batch size works.
   """
-  @jax.jit
+  gather = mesh_lib.replicated(mesh) if jax.process_count() > 1 else None
+
+  @functools.partial(jax.jit, out_shardings=gather)
   def forward(params, model_state, batch):
     return task.model.apply(_variables(params, model_state), **task.model_inputs(batch),
                             train=False)
 
-  divisor = mesh_lib.batch_divisor(mesh) // jax.process_count()
+  divisor = mesh_lib.batch_divisor(mesh)
 
   def predict(state: TrainState, batch):
     batch = {k: np.asarray(v) for k, v in batch.items()
@@ -129,7 +137,10 @@ def make_predict_fn(task: Task, mesh):
     if pad:
       batch = {k: np.concatenate([v, np.zeros((pad, *v.shape[1:]), v.dtype)])
                for k, v in batch.items()}
-    outputs = forward(state.params, state.model_state, mesh_lib.shard_batch(batch, mesh))
-    return jax.tree.map(lambda x: x[:rows], mesh_lib.local_rows(outputs))
+    share = (rows + pad) // jax.process_count()
+    first = jax.process_index() * share
+    local = {k: v[first:first + share] for k, v in batch.items()}
+    outputs = forward(state.params, state.model_state, mesh_lib.shard_batch(local, mesh))
+    return jax.tree.map(lambda x: np.asarray(x)[:rows], outputs)
 
   return predict

@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+import tempfile
 
 import jax
 import numpy as np
 from absl import logging
+from jax.experimental import multihost_utils
 
 from medjax.engine import checkpoint as checkpoint_lib
 from medjax.engine import mesh as mesh_lib
@@ -42,6 +44,16 @@ class _Preemption:
     del signum, frame
     logging.warning("SIGTERM received: saving a checkpoint, then exiting.")
     self.requested = True
+
+  def stop(self, step: int, sync_every: int) -> bool:
+    """Whether to stop after `step`; with several processes, all agree (every
+    `sync_every` steps), since the final save is collective."""
+    if jax.process_count() == 1:
+      return self.requested
+    if step % max(sync_every, 1):
+      return False
+    flags = multihost_utils.process_allgather(np.int32(self.requested))
+    return bool(np.any(flags))
 
   def restore(self):
     if self._previous is not None:
@@ -102,7 +114,7 @@ def train_and_evaluate(config, workdir: str, task: Task) -> dict[str, float]:
   try:
     state, steps_per_sec = _loop(config, task, mesh, state, data, train_step, predict, ckpt,
                                  writer, preemption)
-    if preemption.requested:
+    if int(state.step) < config.total_steps:
       logging.warning("Stopped at step %d on SIGTERM; rerun the same command to resume.",
                       int(state.step))
       return {"preempted_at_step": float(state.step)}
@@ -120,14 +132,16 @@ def _loop(config, task, mesh, state, data, train_step, predict, ckpt, writer, pr
   step = first = int(state.step)
   progress = writers.Progress(config.total_steps, step, config.batch_size)
   pending = []
-  while step < config.total_steps and not preemption.requested:
+  stop = False
+  while step < config.total_steps and not stop:
     state, metrics = train_step(state, mesh_lib.shard_batch(next(data), mesh))
     pending.append(metrics)
     step += 1
     if step == first + 1:
       jax.block_until_ready(metrics)
       progress.start(step)
-    last = step == config.total_steps or preemption.requested
+    stop = preemption.stop(step, config.log_every)
+    last = step == config.total_steps or stop
     is_eval = bool(config.eval_every) and step % config.eval_every == 0 and not last
     is_ckpt = last or bool(config.checkpoint_every) and step % config.checkpoint_every == 0
     is_log = bool(config.log_every) and step % config.log_every == 0
@@ -164,8 +178,12 @@ def _finish(config, workdir, task, state, abstract, predict, ckpt, writer, steps
     results = evaluate(task, predict, state)
     summary.update(best_step=ckpt.best_step(), best=results)
     logging.info("best checkpoint (step %d): %s", ckpt.best_step(), _fmt(results))
+  # The report predicts (a collective step), so every process makes it; only
+  # process 0 keeps its files.
+  with tempfile.TemporaryDirectory() as scratch:
+    out = workdir if jax.process_index() == 0 else scratch
+    summary["report"] = task.report(lambda batch: predict(state, batch), out)
   if jax.process_index() == 0:
-    summary["report"] = task.report(lambda batch: predict(state, batch), workdir)
     with open(os.path.join(workdir, "metrics.json"), "w", encoding="utf-8") as f:
       json.dump(summary, f, indent=2, default=float)
     plots.learning_curves(writer.jsonl_path, os.path.join(workdir, "learning_curves.png"))

@@ -202,8 +202,9 @@ class MoleculeTask(ModelSpec, task_lib.Task):
   def eval_batches(self, ids: np.ndarray) -> list[dict[str, np.ndarray]]:
     key = np.asarray(ids, np.int64).tobytes()
     if key not in self._eval_batches:
-      self._eval_batches[key] = batching.sequential_batches(self.packer(), ids,
-                                                            self.n_blocks)
+      # A block per device of every process (predict shares each batch out).
+      self._eval_batches[key] = batching.sequential_batches(
+          self.packer(), ids, self.n_blocks * jax.process_count())
     return self._eval_batches[key]
 
   # ----- model and loss ------------------------------------------------------

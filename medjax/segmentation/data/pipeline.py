@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 import grain
 import numpy as np
 
+from medjax.engine import sharded_input
 from medjax.segmentation.data.errors import DataError
 
 Example = dict
@@ -63,19 +64,20 @@ def _add_mask(batch: dict) -> dict:
 def train_dataset(source, preprocess_fn: PreprocessFn, batch_size: int, seed: int,
                   shard_index: int = 0, shard_count: int = 1,
                   read_options: grain.ReadOptions | None = None) -> grain.IterDataset:
-  """Endless, per-epoch reshuffled batches of this process's shard of `source`.
+  """Endless, per-epoch reshuffled batches: this process's rows of each global batch.
 
-  Process `shard_index` reads examples `shard_index::shard_count`. Batches are
+  Process `shard_index` of `shard_count` reads only its `batch_size` rows of every
+  global batch of `batch_size * shard_count` (see `medjax.engine.sharded_input`),
+  so the global batches are the same for any process count. Batches are
   prefetched by `read_options` (default: 4 threads, 8 batches ahead; grain's own
   default of 500 elements would be 500 batches here). The iterator's
   `get_state()` / `set_state()` resume exactly (checkpoint it with
   `grain.checkpoint.CheckpointSave` in an orbax `CheckpointManager`).
   """
-  ds = grain.MapDataset.source(source)[shard_index::shard_count]
-  if len(ds) == 0:
-    raise DataError(f"shard {shard_index} of {shard_count} of a source of {len(source)} "
-                    "examples is empty")
-  ds = ds.shuffle(seed=seed).repeat(None)
+  if len(source) == 0:
+    raise DataError("cannot train on an empty source")
+  ds = grain.MapDataset.source(source).shuffle(seed=seed).repeat(None)
+  ds = sharded_input.process_rows(ds, batch_size, shard_index, shard_count)
   ds = ds.map(functools.partial(_train_example, preprocess_fn))
   ds = ds.batch(batch_size, drop_remainder=True).map(_add_mask)
   return ds.to_iter_dataset(read_options or DEFAULT_READ_OPTIONS)
