@@ -1,7 +1,18 @@
-r"""Training-step benchmark: compile time, step time, throughput, memory, FLOPs, MFU.
+r"""Benchmarks: training speed of each task's main model, or accuracy of several configs.
+
+Speed (default): compile time, step time, throughput, memory, FLOPs and MFU.
 
   python -m experiments.benchmark --workloads=unet_lung_ct,dmpnn_tpsa,grud_synthetic \
       --dtypes=float32,bfloat16 --out_dir=workdirs/benchmark
+
+Accuracy comparison: variants (config overrides) x seeds of one experiment, run
+with the experiment's own command, summarised as mean ± sd per metric
+(experiments/bench/compare.py):
+
+  python -m experiments.benchmark --mode=compare --experiment=ehr \
+      --config=experiments/configs/ehr.py:quick --seeds=0,1,2 \
+      --variants=gru:task.model=gru --variants=grud:task.model=grud \
+      --out_dir=workdirs/compare_ehr
 
 Each workload is a task's main model on random batches of the real shapes
 (experiments/bench/workloads.py). The step is the engine's jitted, donated train
@@ -22,6 +33,7 @@ from absl import flags
 
 from medjax.engine import runtime
 
+_MODE = flags.DEFINE_enum("mode", "speed", ["speed", "compare"], "What to measure.")
 _WORKLOADS = flags.DEFINE_list("workloads", ["unet_lung_ct"], "Workloads to time.")
 _BATCH_SIZES = flags.DEFINE_list("batch_sizes", [], "Global batch sizes; default: each "
                                   "workload's own (U-Net 8, D-MPNN 64, GRU-D 128).")
@@ -29,6 +41,16 @@ _DTYPES = flags.DEFINE_list("dtypes", ["float32"], "Compute dtypes.")
 _STEPS = flags.DEFINE_integer("steps", 20, "Timed steps.")
 _WARMUP = flags.DEFINE_integer("warmup", 3, "Untimed steps after compilation.")
 _OUT_DIR = flags.DEFINE_string("out_dir", "workdirs/benchmark", "Where results go.")
+_EXPERIMENT = flags.DEFINE_enum("experiment", None, ["segmentation", "molecule", "ehr"],
+                                "compare: the experiment to run.")
+_CONFIG = flags.DEFINE_string("config", None, "compare: config file[:preset].")
+_VARIANTS = flags.DEFINE_multi_string(
+    "variants", [], "compare: [label:]key=value[,key=value] overrides of --config.; "
+    "repeat the flag per variant (none: the config as is).")
+_SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "compare: values of config.seed.")
+_METRICS = flags.DEFINE_list("metrics", [], "compare: metrics in the table (default: "
+                             "every final metric the runs share).")
+_DRY_RUN = flags.DEFINE_bool("dry_run", False, "compare: print the runs' commands only.")
 
 # Dense peak FLOP/s by (device kind prefix, compute dtype); fp32 on Hopper counts TF32.
 _PEAK_FLOPS = {("NVIDIA H100", "bfloat16"): 989e12, ("NVIDIA H100", "float32"): 494e12,
@@ -47,6 +69,7 @@ def time_workload(name, batch_size, dtype, steps, warmup):
   """Returns one result row for `name` at `batch_size` and `dtype`."""
   import jax  # pylint: disable=import-outside-toplevel
   import numpy as np  # pylint: disable=import-outside-toplevel
+  from experiments.bench import flops as flops_lib  # pylint: disable=import-outside-toplevel
   from experiments.bench import workloads  # pylint: disable=import-outside-toplevel
   from medjax.engine import config as config_lib  # pylint: disable=import-outside-toplevel
   from medjax.engine import mesh as mesh_lib  # pylint: disable=import-outside-toplevel
@@ -65,11 +88,12 @@ def time_workload(name, batch_size, dtype, steps, warmup):
   lowered = train_step.lower(state, batches[0])
   compiled = lowered.compile()
   compile_s = time.perf_counter() - t0
-  # FLOPs of the program as written (before XLA turns convolutions into library
-  # calls, which the compiled program's cost analysis does not count on GPU).
+  # Matmul + convolution FLOPs from the jaxpr, scan bodies times their length
+  # (XLA's cost analysis, also reported, counts a loop body once).
+  flops = float(flops_lib.count(train_step, state, batches[0]))
   cost = lowered.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  flops = float(cost.get("flops", float("nan"))) if cost else float("nan")
+  xla_flops = float(cost.get("flops", float("nan"))) if cost else float("nan")
   for i in range(warmup):
     state, metrics = compiled(state, batches[i % 2])
   jax.block_until_ready(metrics)
@@ -90,7 +114,8 @@ def time_workload(name, batch_size, dtype, steps, warmup):
       "examples_per_s": round(batch_size / step_s, 1),
       "peak_mem_gib": round(stats["peak_bytes_in_use"] / 2**30, 2)
       if "peak_bytes_in_use" in stats else "",
-      "gflops_per_step": round(flops / 1e9, 2),  # loop (scan) bodies count once
+      "gflops_per_step": float(f"{flops / 1e9:.4g}"),
+      "xla_gflops_per_step": float(f"{xla_flops / 1e9:.4g}"),
       "mfu_pct": round(100 * flops / step_s / (peak * jax.device_count()), 1)
       if peak else "", "jax": jax.__version__}
 
@@ -110,8 +135,30 @@ def write_results(rows, out_dir):
   print("\n".join(lines))
 
 
+def compare():
+  from experiments.bench import compare as compare_lib  # pylint: disable=import-outside-toplevel
+  if not (_EXPERIMENT.value and _CONFIG.value):
+    raise app.UsageError("--mode=compare needs --experiment and --config")
+  try:
+    variants = [compare_lib.parse_variant(v) for v in _VARIANTS.value or [""]]
+    seeds = [int(s) for s in _SEEDS.value]
+  except ValueError as e:
+    raise app.UsageError(str(e)) from e
+  results = compare_lib.run_all(_EXPERIMENT.value, _CONFIG.value, variants, seeds,
+                                _OUT_DIR.value, _DRY_RUN.value)
+  if _DRY_RUN.value:
+    return
+  rows = compare_lib.summarize(results, _METRICS.value)
+  context = {"date": datetime.date.today().isoformat(), "experiment": _EXPERIMENT.value,
+             "config": _CONFIG.value, "seeds": seeds}
+  print(compare_lib.write(rows, _OUT_DIR.value, context))
+
+
 def main(argv):
   del argv
+  if _MODE.value == "compare":
+    compare()
+    return
   runtime.configure_xla()
   from experiments.bench import workloads  # pylint: disable=import-outside-toplevel
   rows = [time_workload(name, int(bs), dtype, _STEPS.value, _WARMUP.value)
