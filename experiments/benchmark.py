@@ -33,24 +33,31 @@ from absl import flags
 
 from medjax.engine import runtime
 
-_MODE = flags.DEFINE_enum("mode", "speed", ["speed", "compare"], "What to measure.")
-_WORKLOADS = flags.DEFINE_list("workloads", ["unet_lung_ct"], "Workloads to time.")
-_BATCH_SIZES = flags.DEFINE_list("batch_sizes", [], "Global batch sizes; default: each "
-                                  "workload's own (U-Net 8, D-MPNN 64, GRU-D 128).")
-_DTYPES = flags.DEFINE_list("dtypes", ["float32"], "Compute dtypes.")
-_STEPS = flags.DEFINE_integer("steps", 20, "Timed steps.")
-_WARMUP = flags.DEFINE_integer("warmup", 3, "Untimed steps after compilation.")
-_OUT_DIR = flags.DEFINE_string("out_dir", "workdirs/benchmark", "Where results go.")
-_EXPERIMENT = flags.DEFINE_enum("experiment", None, ["segmentation", "molecule", "ehr"],
-                                "compare: the experiment to run.")
-_CONFIG = flags.DEFINE_string("config", None, "compare: config file[:preset].")
-_VARIANTS = flags.DEFINE_multi_string(
-    "variants", [], "compare: [label:]key=value[,key=value] overrides of --config.; "
-    "repeat the flag per variant (none: the config as is).")
-_SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "compare: values of config.seed.")
-_METRICS = flags.DEFINE_list("metrics", [], "compare: metrics in the table (default: "
-                             "every final metric the runs share).")
-_DRY_RUN = flags.DEFINE_bool("dry_run", False, "compare: print the runs' commands only.")
+FLAGS = flags.FLAGS
+
+
+def _define_flags():
+  """Registered only when run as a program: tests import this module beside the
+  experiments, whose flags (--config, --mode) have the same names."""
+  flags.DEFINE_enum("mode", "speed", ["speed", "compare"], "What to measure.")
+  flags.DEFINE_list("workloads", ["unet_lung_ct"], "Workloads to time.")
+  flags.DEFINE_list("batch_sizes", [], "Global batch sizes; default: each workload's "
+                    "own (U-Net 8, D-MPNN 64, GRU-D 128).")
+  flags.DEFINE_list("dtypes", ["float32"], "Compute dtypes (float32, bfloat16).")
+  flags.DEFINE_integer("steps", 20, "Timed steps.")
+  flags.DEFINE_integer("warmup", 3, "Untimed steps after compilation.")
+  flags.DEFINE_string("out_dir", "workdirs/benchmark", "Where results go.")
+  flags.DEFINE_enum("experiment", None, ["segmentation", "molecule", "ehr"],
+                    "compare: the experiment to run.")
+  flags.DEFINE_string("config", None, "compare: config file[:preset].")
+  flags.DEFINE_multi_string("variants", [], "compare: [label:]key=value[,key=value] "
+                            "overrides of --config.; one flag per variant (none: the "
+                            "config as is).")
+  flags.DEFINE_list("seeds", ["0", "1", "2"], "compare: values of config.seed.")
+  flags.DEFINE_list("metrics", [], "compare: metrics in the table (default: every final "
+                    "metric the runs share).")
+  flags.DEFINE_bool("dry_run", False, "compare: print the runs' commands only.")
+
 
 # Dense peak FLOP/s by (device kind prefix, compute dtype); fp32 on Hopper counts TF32.
 _PEAK_FLOPS = {("NVIDIA H100", "bfloat16"): 989e12, ("NVIDIA H100", "float32"): 494e12,
@@ -77,9 +84,8 @@ def time_workload(name, batch_size, dtype, steps, warmup):
 
   kwargs = {"batch_size": batch_size} if name != "unet_lung_ct" else {}
   task = workloads.WORKLOADS[name](compute_dtype=dtype, **kwargs)
-  if task is None:  # this workload has no such dtype
-    return None
   config = config_lib.base_config()
+  config.compute_dtype = dtype
   mesh = mesh_lib.make_mesh(config.mesh)
   state, train_step, _ = steps_lib.build(task, config, mesh)
   rng = np.random.default_rng(0)
@@ -137,37 +143,38 @@ def write_results(rows, out_dir):
 
 def compare():
   from experiments.bench import compare as compare_lib  # pylint: disable=import-outside-toplevel
-  if not (_EXPERIMENT.value and _CONFIG.value):
+  if not (FLAGS.experiment and FLAGS.config):
     raise app.UsageError("--mode=compare needs --experiment and --config")
   try:
-    variants = [compare_lib.parse_variant(v) for v in _VARIANTS.value or [""]]
-    seeds = [int(s) for s in _SEEDS.value]
+    variants = [compare_lib.parse_variant(v) for v in FLAGS.variants or [""]]
+    seeds = [int(s) for s in FLAGS.seeds]
   except ValueError as e:
     raise app.UsageError(str(e)) from e
-  results = compare_lib.run_all(_EXPERIMENT.value, _CONFIG.value, variants, seeds,
-                                _OUT_DIR.value, _DRY_RUN.value)
-  if _DRY_RUN.value:
+  results = compare_lib.run_all(FLAGS.experiment, FLAGS.config, variants, seeds,
+                                FLAGS.out_dir, FLAGS.dry_run)
+  if FLAGS.dry_run:
     return
-  rows = compare_lib.summarize(results, _METRICS.value)
-  context = {"date": datetime.date.today().isoformat(), "experiment": _EXPERIMENT.value,
-             "config": _CONFIG.value, "seeds": seeds}
-  print(compare_lib.write(rows, _OUT_DIR.value, context))
+  rows = compare_lib.summarize(results, FLAGS.metrics)
+  context = {"date": datetime.date.today().isoformat(), "experiment": FLAGS.experiment,
+             "config": FLAGS.config, "seeds": seeds}
+  print(compare_lib.write(rows, FLAGS.out_dir, context))
 
 
 def main(argv):
   del argv
-  if _MODE.value == "compare":
+  if FLAGS.mode == "compare":
     compare()
     return
   runtime.configure_xla()
   from experiments.bench import workloads  # pylint: disable=import-outside-toplevel
-  rows = [time_workload(name, int(bs), dtype, _STEPS.value, _WARMUP.value)
-          for name in _WORKLOADS.value
-          for bs in (_BATCH_SIZES.value or [workloads.DEFAULT_BATCH[name]])
-          for dtype in _DTYPES.value]
+  rows = [time_workload(name, int(bs), dtype, FLAGS.steps, FLAGS.warmup)
+          for name in FLAGS.workloads
+          for bs in (FLAGS.batch_sizes or [workloads.DEFAULT_BATCH[name]])
+          for dtype in FLAGS.dtypes]
   rows = [row for row in rows if row is not None]
-  write_results(rows, _OUT_DIR.value)
+  write_results(rows, FLAGS.out_dir)
 
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)

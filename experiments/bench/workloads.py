@@ -14,6 +14,8 @@ from medjax.engine.task import Task
 class SyntheticSegmentation(Task):
   """The lung CT U-Net (experiments/configs/segmentation.py:lung_ct) on 256x256 slices."""
 
+  native_precision = True  # the U-Net's own dtype
+
   def __init__(self, compute_dtype="float32", size=(256, 256), preset="lung_ct"):
     from experiments.configs import segmentation as seg_configs  # pylint: disable=import-outside-toplevel
     from medjax.segmentation import losses, unet  # pylint: disable=import-outside-toplevel
@@ -67,8 +69,7 @@ def dmpnn_tpsa(compute_dtype="float32", batch_size=64):
   """Chemprop's D-MPNN (hidden 300, depth 3) on RDKit's bundled NCI TPSA molecules."""
   from experiments.configs import molecule  # pylint: disable=import-outside-toplevel
   from medjax.molecule import task as molecule_task  # pylint: disable=import-outside-toplevel
-  if compute_dtype != "float32":
-    return None
+  del compute_dtype  # the engine casts (steps.make_apply)
   config = molecule.get_config("quick")
   return TaskWorkload(molecule_task.MoleculeTask(config.task, batch_size), batch_size)
 
@@ -77,8 +78,7 @@ def grud_synthetic(compute_dtype="float32", batch_size=128):
   """GRU-D on 48 hourly bins of the synthetic ICU generator."""
   from experiments.configs import ehr  # pylint: disable=import-outside-toplevel
   from medjax.ehr import task as ehr_task  # pylint: disable=import-outside-toplevel
-  if compute_dtype != "float32":
-    return None
+  del compute_dtype  # the engine casts (steps.make_apply)
   config = ehr.get_config("quick")
   config.task.model = "grud"
   return TaskWorkload(ehr_task.EhrTask(config.task, batch_size=batch_size), batch_size)

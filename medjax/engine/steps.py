@@ -68,8 +68,40 @@ def create_state(task, tx, example_batch, mesh, seed: int,
   return state, shardings, abstract
 
 
-def make_train_step(task: Task, tx, schedule, mesh, state_shardings):
+def cast_floats(tree, dtype):
+  """Floating-point leaves of `tree` as `dtype`; other leaves unchanged."""
+  return jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating)
+                      else x, tree)
+
+
+def make_apply(task: Task, compute_dtype: str = "float32"):
+  """`task.model.apply`, run in `compute_dtype` unless the model sets its own precision.
+
+  Mixed precision for any model: parameters (kept in float32 in the state) and
+  floating inputs are cast to `compute_dtype` for the call, outputs back to
+  float32; batch statistics and other collections are left as they are. Models
+  with their own `dtype` handling (the U-Net) say so with
+  `task.native_precision = True`.
+  """
+  dtype = jnp.dtype(compute_dtype)
+  if dtype == jnp.float32 or getattr(task, "native_precision", False):
+    return lambda variables, batch, **kw: task.model.apply(
+        variables, **task.model_inputs(batch), **kw)
+
+  def apply(variables, batch, **kw):
+    variables = {**variables, "params": cast_floats(variables["params"], dtype)}
+    out = task.model.apply(variables, **cast_floats(task.model_inputs(batch), dtype), **kw)
+    if kw.get("mutable"):
+      return cast_floats(out[0], jnp.float32), out[1]
+    return cast_floats(out, jnp.float32)
+  return apply
+
+
+def make_train_step(task: Task, tx, schedule, mesh, state_shardings,
+                    compute_dtype: str = "float32"):
   """Jitted (state, batch) -> (state, metrics); the input state is donated."""
+  apply = make_apply(task, compute_dtype)
+
   def train_step(state: TrainState, batch):
     step_rng = jax.random.fold_in(state.rng, state.step)
     augment_rng, dropout_rng = jax.random.split(step_rng)
@@ -77,9 +109,8 @@ def make_train_step(task: Task, tx, schedule, mesh, state_shardings):
     mutable = list(state.model_state.keys()) or False
 
     def loss_fn(params):
-      out = task.model.apply(_variables(params, state.model_state),
-                             **task.model_inputs(batch), train=True,
-                             rngs={"dropout": dropout_rng}, mutable=mutable)
+      out = apply(_variables(params, state.model_state), batch, train=True,
+                  rngs={"dropout": dropout_rng}, mutable=mutable)
       outputs, new_model_state = out if mutable else (out, state.model_state)
       loss, metrics = task.loss(outputs, batch)
       return loss, (metrics, new_model_state)
@@ -108,10 +139,11 @@ def build(task: Task, config, mesh, total_steps: int | None = None):
   tx, schedule = optim.make_optimizer(config.optimizer, total_steps or config.total_steps)
   state, shardings, abstract = create_state(task, tx, task.example_batch(1), mesh,
                                             config.seed, config.logical_axis_rules)
-  return state, make_train_step(task, tx, schedule, mesh, shardings), abstract
+  return state, make_train_step(task, tx, schedule, mesh, shardings,
+                                config.compute_dtype), abstract
 
 
-def make_predict_fn(task: Task, mesh):
+def make_predict_fn(task: Task, mesh, compute_dtype: str = "float32"):
   """Returns predict(state, host_batch) -> host numpy outputs for every row.
 
   Collective over processes: every process passes the same batch and gets all
@@ -121,11 +153,11 @@ def make_predict_fn(task: Task, mesh):
   batch-axis size and the padding is dropped again: any batch size works.
   """
   gather = mesh_lib.replicated(mesh) if jax.process_count() > 1 else None
+  apply = make_apply(task, compute_dtype)
 
   @functools.partial(jax.jit, out_shardings=gather)
   def forward(params, model_state, batch):
-    return task.model.apply(_variables(params, model_state), **task.model_inputs(batch),
-                            train=False)
+    return apply(_variables(params, model_state), batch, train=False)
 
   divisor = mesh_lib.batch_divisor(mesh)
 

@@ -16,6 +16,8 @@ The trainer (`medjax.engine.train`) knows no task. A task hands it:
 * `example_batch(batch_size)`: one numpy batch with the training shapes (for init).
 * `evaluators()`: objects with `name` and `run(predict_fn)` yielding `(name, value)`.
 * `report(predict_fn, workdir)`: optional figures / files written at the end of a run.
+* `native_precision`: True if the model applies `config.compute_dtype` itself;
+  otherwise the engine casts parameters and inputs for it (`steps.make_apply`).
 
 Batches are dicts of arrays whose leading axis is the example axis.
 """
@@ -48,6 +50,7 @@ class Task(abc.ABC):
   """Model, loss, metrics and input pipeline of one task."""
 
   model: nn.Module
+  native_precision: bool = False
 
   @abc.abstractmethod
   def model_inputs(self, batch: Batch) -> dict[str, Any]:

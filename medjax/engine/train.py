@@ -108,7 +108,7 @@ def train_and_evaluate(config, workdir: str, task: Task) -> dict[str, float]:
       data.set_state(data_state)
     logging.info("Resumed from %s at step %d", ckpt.latest.directory, int(state.step))
 
-  predict = steps.make_predict_fn(task, mesh)
+  predict = steps.make_predict_fn(task, mesh, config.compute_dtype)
   writer = writers.MetricWriter(workdir)
   preemption = _Preemption()
   try:

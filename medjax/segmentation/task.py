@@ -97,6 +97,8 @@ class SegmentationEvaluator(Evaluator):
 class SegmentationTask(Task):
   """2D semantic segmentation of medical images."""
 
+  native_precision = True  # the U-Net takes compute_dtype itself (norms stay float32)
+
   def __init__(self, task_config, compute_dtype: str = "float32"):
     if task_config.loss not in _LOSSES:
       raise ValueError(f"config.task.loss: unknown {task_config.loss!r} (known: {_LOSSES})")

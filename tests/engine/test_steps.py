@@ -61,3 +61,25 @@ def test_predict_pads_to_device_multiple():
 def test_bad_mesh_config(cfg, msg):
   with pytest.raises(ValueError, match=msg):
     mesh_lib.make_mesh(cfg)
+
+
+def test_engine_mixed_precision_keeps_float32_parameters():
+  task, config = ToyTask(), toy_config()
+  mesh = mesh_lib.make_mesh({"data": -1})
+  tx, schedule = optim.make_optimizer(config.optimizer, config.total_steps)
+  batch = mesh_lib.shard_batch(next(iter(task.train_dataset(8, seed=0))), mesh)
+  seen = {}
+  for dtype in ("float32", "bfloat16"):
+    state, shardings, _ = steps.create_state(task, tx, task.example_batch(1), mesh, seed=0)
+    apply = steps.make_apply(task, dtype)
+    out = jax.jit(lambda s, b: apply({"params": s.params, **s.model_state}, b,
+                                     train=False))(state, batch)
+    assert out.dtype == np.float32
+    train_step = steps.make_train_step(task, tx, schedule, mesh, shardings, dtype)
+    state, metrics = train_step(state, batch)
+    assert state.params["Dense_0"]["kernel"].dtype == np.float32
+    seen[dtype] = (np.asarray(out), float(metrics["loss"]))
+  (out32, loss32), (out16, loss16) = seen["float32"], seen["bfloat16"]
+  assert not np.array_equal(out32, out16)  # really computed in bfloat16 ...
+  np.testing.assert_allclose(out16, out32, rtol=0.05, atol=0.05)  # ... to its precision
+  np.testing.assert_allclose(loss16, loss32, rtol=0.05)

@@ -20,7 +20,6 @@ def test_speed_row_of_a_workload(tmp_path):
   assert row["step_ms"] > 0 and row["compile_s"] > 0 and row["gflops_per_step"] > 0
   np.testing.assert_allclose(row["examples_per_s"], 16 / (row["step_ms"] / 1e3), rtol=0.02)
   assert row["mfu_pct"] == ""  # no known peak for a CPU
-  assert benchmark.time_workload("grud_synthetic", 16, "bfloat16", 1, 0) is None
   for _ in range(2):
     benchmark.write_results([row], str(tmp_path))
   lines = (tmp_path / "results.jsonl").read_text().splitlines()
