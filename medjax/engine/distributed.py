@@ -16,6 +16,7 @@ slice needs nothing else); `off` never does. One process needs none of this.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 
 from absl import flags
@@ -74,8 +75,9 @@ def initialize() -> None:
     return
   import jax  # pylint: disable=import-outside-toplevel
   jax.distributed.initialize(**kwargs)
-  if jax.process_index() != 0:  # logs from process 0 only; warnings from all
+  if jax.process_index() != 0:  # logs and prints from process 0 only; warnings from all
     logging.set_verbosity(logging.WARNING)
+    sys.stdout = open(os.devnull, "w", encoding="utf-8")  # pylint: disable=consider-using-with
   logging.info("process %d of %d; %d local and %d global devices", jax.process_index(),
                jax.process_count(), jax.local_device_count(), jax.device_count())
 

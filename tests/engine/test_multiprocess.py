@@ -1,6 +1,6 @@
 """Two processes x 4 CPU devices train exactly like one process x 8 devices.
 
-Runs the segmentation `quick` preset for a few steps both ways, as real separate
+Runs the segmentation `quick` preset (and the EHR one) for a few steps both ways, as real separate
 processes (jax.distributed over localhost, gloo CPU collectives) started by
 `launch.local`, and compares the logged loss of every step and the final
 evaluation. Only float reduction order may differ.
@@ -13,14 +13,21 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 _ROOT = pathlib.Path(__file__).resolve().parents[2]
-_EXPERIMENT = ["experiments.segmentation",
-               "--config=experiments/configs/segmentation.py:quick",
-               "--config.total_steps=6", "--config.log_every=1", "--config.eval_every=0",
-               "--config.checkpoint_every=3", "--config.task.builder.num_train=64",
-               "--config.task.builder.num_val=12"]
-
+_COMMON = ["--config.total_steps=6", "--config.log_every=1", "--config.eval_every=0",
+           "--config.checkpoint_every=3"]
+_EXPERIMENTS = {
+    "segmentation": (["experiments.segmentation",
+                      "--config=experiments/configs/segmentation.py:quick", *_COMMON,
+                      "--config.task.builder.num_train=64", "--config.task.builder.num_val=12"],
+                     ("val/num_images", 12),
+                     ("val/dice", "val/pooled_dice", "val/pixel_auc", "val/accuracy")),
+    "ehr": (["experiments.ehr", "--config=experiments/configs/ehr.py:quick", *_COMMON,
+             "--config.task.synthetic_stays=120"],
+            ("test/count", 24), ("test/auroc", "test/auprc", "val/auroc", "test/brier")),
+}
 
 def _run(args, workdir, env):
   result = subprocess.run([sys.executable, "-m", *args, f"--workdir={workdir}"], cwd=_ROOT,
@@ -32,21 +39,24 @@ def _run(args, workdir, env):
   return losses, final
 
 
-def test_two_processes_match_one(tmp_path):
+@pytest.mark.parametrize("name", sorted(_EXPERIMENTS))
+def test_two_processes_match_one(tmp_path, name):
+  experiment, (count_key, count), metrics = _EXPERIMENTS[name]
   env = {k: v for k, v in os.environ.items() if not k.startswith("MEDJAX_") or
          k == "MEDJAX_SHARED_DATA"}
   env.update(MEDJAX_DATA_DIR=str(tmp_path / "data"), JAX_PLATFORMS="cpu",
              XLA_FLAGS="--xla_force_host_platform_device_count=8")
-  one_losses, one_final = _run(_EXPERIMENT, tmp_path / "one", env)
+  one_losses, one_final = _run(experiment, tmp_path / "one", env)
   launcher = ["launch.local", "--num_processes=2", "--cpu_devices_per_process=4", "--"]
-  two_losses, two_final = _run(launcher + _EXPERIMENT, tmp_path / "two", env)
+  two_losses, two_final = _run(launcher + experiment, tmp_path / "two", env)
 
   assert sorted(one_losses) == sorted(two_losses) == list(range(1, 7))
   one, two = (np.array([d[s] for s in range(1, 7)]) for d in (one_losses, two_losses))
   np.testing.assert_allclose(two, one, rtol=1e-4)
-  assert np.ptp(one) > 1e-3  # the loss moved: the comparison is not of constants
-  assert two_final["val/num_images"] == one_final["val/num_images"] == 12
-  for name in ("val/dice", "val/pooled_dice", "val/pixel_auc", "val/accuracy"):
-    np.testing.assert_allclose(two_final[name], one_final[name], rtol=1e-3, err_msg=name)
+  assert np.ptp(one) > 1e-4  # the loss moved: the comparison is not of constants
+  assert two_final[count_key] == one_final[count_key] == count  # each example once
+  for metric in metrics:
+    np.testing.assert_allclose(two_final[metric], one_final[metric], rtol=1e-3,
+                               err_msg=metric)
   # Every process wrote its part of the checkpoints; only process 0 the metrics.
   assert (tmp_path / "two" / "checkpoints" / "6").is_dir()
