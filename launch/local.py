@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import socket
 import subprocess
 import sys
@@ -80,8 +81,20 @@ def _free_port() -> int:
 
 
 def run(command: list[str], envs: list[dict[str, str]], poll_s: float = 0.5) -> int:
-  """Starts one process per env; returns the first non-zero exit code, else 0."""
+  """Starts one process per env; returns the first non-zero exit code, else 0.
+
+  SIGTERM to the launcher is passed on to every process (each saves a checkpoint
+  and exits; rerunning the same command resumes). If one process fails, the
+  others are stopped.
+  """
   procs = [subprocess.Popen(command, env={**os.environ, **env}) for env in envs]
+
+  def forward(signum, frame):
+    del frame
+    for p in procs:
+      if p.poll() is None:
+        p.send_signal(signum)
+  previous = signal.signal(signal.SIGTERM, forward)
   try:
     while True:
       codes = [p.poll() for p in procs]
@@ -90,6 +103,7 @@ def run(command: list[str], envs: list[dict[str, str]], poll_s: float = 0.5) -> 
         return failed[0] if failed else 0
       time.sleep(poll_s)
   finally:
+    signal.signal(signal.SIGTERM, previous)
     for p in procs:
       if p.poll() is None:
         p.terminate()

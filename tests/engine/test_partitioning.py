@@ -137,7 +137,8 @@ def test_fsdp_transformer_step_matches_replicated():
   assert query["kernel"].sharding.spec == P("fsdp", None, None)  # (embed 16, heads, dim)
   moments = [leaf for path, leaf in jax.tree_util.tree_flatten_with_path(sharded.opt_state)[0]
              if partitioning.path_str(path).endswith("trace/backbone/block_0/Dense_0/kernel")]
-  assert len(moments) == 1 and moments[0].sharding.spec == P(None, "fsdp")  # optimiser state like the kernel
+  assert len(moments) == 1
+  assert moments[0].sharding.spec == P(None, "fsdp")  # optimiser state like its kernel
   assert losses_r[0] != losses_r[-1]
   np.testing.assert_allclose(losses_f, losses_r, rtol=1e-5)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),

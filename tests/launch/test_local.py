@@ -52,3 +52,24 @@ def test_one_failure_stops_the_other_processes():
   code = local.run([sys.executable, "-c", script], local.process_envs(2, 1), poll_s=0.05)
   assert code == 3
   assert time.perf_counter() - start < 30
+
+
+def test_sigterm_is_passed_on_to_every_process(tmp_path):
+  script = ("import os, signal, sys, time, pathlib\n"
+            "def stop(*_):\n"
+            "  pathlib.Path(sys.argv[1], os.environ['MEDJAX_PROCESS_ID']).write_text('saved')\n"
+            "  sys.exit(0)\n"
+            "signal.signal(signal.SIGTERM, stop)\n"
+            "pathlib.Path(sys.argv[1], 'ready' + os.environ['MEDJAX_PROCESS_ID']).touch()\n"
+            "time.sleep(60)\n")
+  launcher = subprocess.Popen(
+      [sys.executable, "-c", "import sys; from launch import local; sys.exit(local.run("
+       f"[sys.executable, '-c', {script!r}, {str(tmp_path)!r}], local.process_envs(2, 1), "
+       "0.05))"], cwd=local.common.REPO_ROOT)
+  deadline = time.time() + 30
+  while not all((tmp_path / f"ready{i}").exists() for i in range(2)):
+    assert time.time() < deadline
+    time.sleep(0.05)
+  launcher.terminate()  # SIGTERM, as a scheduler's preemption sends it
+  assert launcher.wait(timeout=30) == 0
+  assert (tmp_path / "0").read_text() == (tmp_path / "1").read_text() == "saved"
