@@ -5,10 +5,10 @@ r"""EHR sequence models: in-hospital mortality from ICU time series or visit cod
       --workdir=/tmp/p12_grud --mode=cv --folds=5        # 5-fold CV, mean +- sd
   python -m experiments.ehr --mode=evaluate --workdir=/tmp/p12_grud/fold_0 \
       --set_dir=/data/physionet2012/set-b --output_dir=/tmp/p12_grud_on_b
-  python -m experiments.ehr --config=experiments/configs/ehr.py:p12_grud \
-      --workdir=/tmp/bench --mode=benchmark               # sequences/s
 
-Rerunning a training (or CV) command in the same workdir resumes it.
+Rerunning a training (or CV) command in the same workdir resumes it; a run stopped
+by SIGTERM exits with code 75. Throughput: `python -m experiments.benchmark
+--workloads=grud_synthetic`.
 """
 
 import json
@@ -25,8 +25,7 @@ from medjax.engine import runtime
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file[:preset].",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (evaluate: the trained run).")
-_MODE = flags.DEFINE_enum("mode", "train", ["train", "cv", "evaluate", "benchmark"],
-                          "What to do.")
+_MODE = flags.DEFINE_enum("mode", "train", ["train", "cv", "evaluate"], "What to do.")
 _FOLDS = flags.DEFINE_integer("folds", 0, "cv: number of folds / repeats (0: config).")
 _SET_DIR = flags.DEFINE_string("set_dir", None, "evaluate: PhysioNet set directory.")
 _OUTCOMES = flags.DEFINE_string("outcomes", "", "evaluate: outcomes file of --set_dir.")
@@ -63,20 +62,21 @@ def main(argv):
     return
   config = _CONFIG.value
   if config is None:
-    raise app.UsageError("--config is required for train, cv and benchmark")
+    raise app.UsageError("--config is required for train and cv")
+  from medjax.engine import train  # pylint: disable=import-outside-toplevel
   if _MODE.value == "cv":
     folds = _FOLDS.value or config.task.num_folds
-    summary = crossval.run_folds(config, _WORKDIR.value, folds, _train)
+    try:
+      summary = crossval.run_folds(config, _WORKDIR.value, folds, _train)
+    except crossval.Preempted as e:
+      logging.warning("%s", e)
+      raise SystemExit(train.EXIT_PREEMPTED) from e
     print(f"{folds} runs ({config.task.split}):", crossval.format_summary(summary))
-  elif _MODE.value == "benchmark":
-    from medjax.ehr import benchmark, task as task_lib  # pylint: disable=import-outside-toplevel
-    task = task_lib.EhrTask(config.task, batch_size=config.batch_size, workdir=_WORKDIR.value)
-    print("throughput:", json.dumps(benchmark.throughput(config, task, config.batch_size)))
   else:
     results = _train(config, _WORKDIR.value)
+    train.exit_if_preempted(results)
     logging.info("done")
     print("final metrics:", " ".join(f"{k}={v:.4f}" for k, v in sorted(results.items())))
-
 
 if __name__ == "__main__":
   app.run(main)

@@ -59,6 +59,7 @@ def train(config, workdir):
     with open(os.path.join(run_dir, predict.CONFIG_FILE), "w", encoding="utf-8") as f:
       f.write(c.to_json(indent=1))
     runs.append(train_lib.train_and_evaluate(c, run_dir, task))
+    train_lib.exit_if_preempted(runs[-1])
   summary = metrics.summarize(runs)
   with open(os.path.join(workdir, "summary.json"), "w", encoding="utf-8") as f:
     json.dump({"runs": runs, "mean_sd": summary}, f, indent=1)

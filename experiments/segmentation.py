@@ -50,6 +50,7 @@ def main(argv):
   # Bad or missing data stops here, before any training; process 0 builds it.
   distributed.process_zero_first(task.prepare)
   results = train.train_and_evaluate(config, _WORKDIR.value, task)
+  train.exit_if_preempted(results)
   print("final metrics:", " ".join(f"{k}={v:.4f}" for k, v in sorted(results.items())))
 
 

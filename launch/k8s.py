@@ -4,7 +4,7 @@ r"""Runs a medjax experiment as a multi-node Kubernetes Job (GPU nodes or GKE TP
       --dry_run -- experiments.segmentation \
       --config=experiments/configs/segmentation.py:lung_ct --workdir=/shared/runs/lung
   python -m launch.k8s --nodes=4 --accelerator=tpu --tpu_accelerator=tpu-v5-lite-podslice \
-      --tpu_topology=4x4 --image=... -- experiments.ehr --workdir=gs://bucket/runs/ehr
+      --tpu_topology=4x4 --image=... -- experiments.ehr --workdir=/mnt/runs/ehr
 
 writes a manifest (YAML) into --output and runs `kubectl apply -f` on it; --dry_run
 prints the manifest and the kubectl command instead. The manifest holds an Indexed
@@ -15,7 +15,7 @@ MEDJAX_NUM_PROCESSES=<nodes>, and medjax takes its process id from the
 JOB_COMPLETION_INDEX that Kubernetes sets in each pod of an Indexed Job.
 The image must hold this repository, installed, in its default folder or in the
 folder that --workdir names (the container's working directory, not the run's: that
-is the experiment's own --workdir, which every pod must see, e.g. gs:// or a shared
+is the experiment's own --workdir, which every pod must see, e.g. a shared
 volume).
 """
 
@@ -137,8 +137,10 @@ def container(job: K8sJob, experiment: common.Experiment) -> dict:
 
 def indexed_job(job: K8sJob, experiment: common.Experiment) -> dict:
   """The Indexed Job: one pod per node; a failed pod fails (and stops) the whole job."""
+  # On eviction the pods get SIGTERM; the experiment then saves a checkpoint (all
+  # processes agree within 10 steps) and exits with code 75: allow time for that.
   pod = {"subdomain": job.job_name, "restartPolicy": "Never",
-         "containers": [container(job, experiment)]}
+         "terminationGracePeriodSeconds": 300, "containers": [container(job, experiment)]}
   if job.accelerator == "tpu":
     pod["nodeSelector"] = {"cloud.google.com/gke-tpu-accelerator": job.tpu_accelerator,
                            "cloud.google.com/gke-tpu-topology": job.tpu_topology}

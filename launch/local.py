@@ -104,9 +104,14 @@ def run(command: list[str], envs: list[dict[str, str]], poll_s: float = 0.5) -> 
       time.sleep(poll_s)
   finally:
     signal.signal(signal.SIGTERM, previous)
-    for p in procs:
+    for p in procs:  # the rest of a failed job: ask, then insist
       if p.poll() is None:
         p.terminate()
+    for p in procs:
+      try:
+        p.wait(timeout=30)
+      except subprocess.TimeoutExpired:
+        p.kill()
         p.wait()
 
 

@@ -42,7 +42,7 @@ class SlurmJob:
   venv: str | None = None
   output: str = "workdirs/slurm"
   cpus_per_task: int | None = None
-  port: int = common.DEFAULT_PORT
+  port: int = 0  # 0: 20000 + job id % 20000, so jobs sharing a first node differ
   python: str = "python"
 
   def validate(self) -> None:
@@ -58,7 +58,8 @@ class SlurmJob:
     common.check_word("output", self.output)
     if self.cpus_per_task is not None:
       common.check_positive("cpus_per_task", self.cpus_per_task)
-    common.check_positive("port", self.port)
+    if self.port < 0:
+      raise app.UsageError(f"--port must be 0 (from the job id) or a port, got {self.port}")
 
   @property
   def output_dir(self) -> pathlib.Path:
@@ -99,6 +100,10 @@ def _activate_lines(venv: str | None) -> list[str]:
   return ["# shellcheck source=/dev/null", f"source {shlex.quote(path)}"]
 
 
+def _port(job: SlurmJob) -> str:
+  return str(job.port) if job.port else "$((20000 + SLURM_JOB_ID % 20000))"
+
+
 def _srun_line(job: SlurmJob, experiment: common.Experiment) -> str:
   """srun starting every process; bash -c sets each one's id from its own SLURM_PROCID."""
   per_task = ('export MEDJAX_PROCESS_ID="$SLURM_PROCID" && exec '
@@ -126,7 +131,7 @@ def render_script(job: SlurmJob, experiment: common.Experiment) -> str:
       "# The first node of the allocation runs the coordinator (process 0). sed, not",
       "# head: head may quit before scontrol's last write, which pipefail makes fatal.",
       'coordinator_host="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | sed -n 1p)"',
-      f'export MEDJAX_COORDINATOR_ADDRESS="${{coordinator_host}}:{job.port}"',
+      f'export MEDJAX_COORDINATOR_ADDRESS="${{coordinator_host}}:{_port(job)}"',
       'export MEDJAX_NUM_PROCESSES="$SLURM_NTASKS"',
       "",
       "# $SLURM_PROCID is expanded by each task's bash, not here.",
@@ -157,7 +162,8 @@ def _define_flags() -> None:
                       "to activate on the nodes.")
   flags.DEFINE_string("output", "workdirs/slurm", "Folder for the script and the logs.")
   flags.DEFINE_integer("cpus_per_task", None, "CPUs for each process (default: Slurm's).")
-  flags.DEFINE_integer("port", common.DEFAULT_PORT, "Coordinator port on the first node.")
+  flags.DEFINE_integer("port", 0, "Coordinator port on the first node (0: 20000 + the "
+                       "job id mod 20000, so two jobs on one node do not collide).")
   flags.DEFINE_string("python", "python", "Python interpreter on the nodes.")
   flags.DEFINE_bool("dry_run", False, "Print the script and the sbatch command; run nothing.")
 

@@ -2,7 +2,7 @@ r"""Runs a medjax experiment on every worker of a Cloud TPU VM pod slice.
 
   python -m launch.tpu_vm --tpu=my-v5e-32 --zone=us-west4-a --project=my-project \
       --install --dry_run -- experiments.segmentation \
-      --config=experiments/configs/segmentation.py:lung_ct --workdir=gs://my-bucket/runs/lung
+      --config=experiments/configs/segmentation.py:lung_ct --workdir=/mnt/runs/lung
 
 does three things with `gcloud compute tpus tpu-vm` on all workers (--worker=all):
   1. puts the code in --remote_dir: scp's this checkout's package files there, or,
@@ -12,7 +12,7 @@ does three things with `gcloud compute tpus tpu-vm` on all workers (--worker=all
 --dry_run prints those gcloud commands, one per line and shell-quoted, and runs
 nothing. On a TPU pod JAX finds the coordinator and the process ids itself, so
 --distributed=on is all each worker needs. The experiment's --workdir must be one
-that every worker sees: a gs:// path or a shared disk.
+that every worker sees: a shared disk (NFS, Filestore) or a bucket mounted with gcsfuse.
 """
 
 import dataclasses

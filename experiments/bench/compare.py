@@ -65,6 +65,9 @@ def read_metrics(workdir: str) -> dict[str, float] | None:
 def run_all(experiment, config, variants: Sequence[Variant], seeds: Sequence[int], out_dir,
             dry_run=False) -> dict[str, list[dict[str, float]]]:
   """Runs (or reads back) every variant x seed; returns {label: [metrics per seed]}."""
+  labels = [v.label for v in variants]
+  if len(set(labels)) < len(labels):
+    raise ValueError(f"--variants: labels must differ, got {labels}")
   results = {}
   for variant in variants:
     results[variant.label] = []
@@ -74,11 +77,33 @@ def run_all(experiment, config, variants: Sequence[Variant], seeds: Sequence[int
       if dry_run:
         print(" ".join(command))
         continue
+      _check_same_command(workdir, command)
       if read_metrics(workdir) is None:
         print("running:", " ".join(command), flush=True)
         subprocess.run(command, check=True)
-      results[variant.label].append(read_metrics(workdir))
+      metrics = read_metrics(workdir)
+      if metrics is None:
+        raise RuntimeError(f"{workdir}: the run ended without metrics.json (stopped early, "
+                           "or task.repeats > 1: in a comparison the seeds are the repeats)")
+      results[variant.label].append(metrics)
   return results
+
+
+def _check_same_command(workdir: str, command: list[str]) -> None:
+  """Records the run's command; a workdir made by another command is an error, not
+  a result to reuse."""
+  path = os.path.join(workdir, "compare_command.txt")
+  line = " ".join(command[1:])  # without the interpreter's path
+  if os.path.exists(path):
+    with open(path, encoding="utf-8") as f:
+      old = f.read().strip()
+    if old != line:
+      raise ValueError(f"{workdir} holds a run of another command:\n  {old}\nnot\n  {line}"
+                       "\nUse another --out_dir or variant label.")
+    return
+  os.makedirs(workdir, exist_ok=True)
+  with open(path, "w", encoding="utf-8") as f:
+    f.write(line + "\n")
 
 
 def summarize(results: dict[str, list[dict[str, float]]],

@@ -16,5 +16,4 @@ Modules:
   report      end-of-run predictions, calibration plot, one patient explained
   crossval    k-fold / repeated-split runs and mean +- sd
   external    evaluating a trained run on another set directory
-  benchmark   train / predict throughput through the engine's steps
 """

@@ -49,6 +49,7 @@ class BucketedBatches:
 
   def __getitem__(self, k: int) -> np.ndarray:
     epoch, position = divmod(int(k), self.per_epoch)
-    if self._cached[0] != epoch:
-      self._cached = (epoch, self._plan(epoch))
-    return self.indices[self._cached[1][position]]
+    cached = self._cached  # one read: prefetch threads may replace it meanwhile
+    if cached[0] != epoch:
+      cached = self._cached = (epoch, self._plan(epoch))
+    return self.indices[cached[1][position]]

@@ -33,6 +33,9 @@ from medjax.ehr.models import GRUD, RETAIN, RNNClassifier, TransformerClassifier
 from medjax.ehr.normalise import Normaliser
 
 PREPROCESSING_FILE = "ehr_preprocessing.json"
+# Prefetch a few batches on 2 threads (grain's default: 500 elements, 16 threads).
+_READ_OPTIONS = grain.ReadOptions(num_threads=2, prefetch_buffer_size=8)
+
 _INPUTS = {
     "binned": ("values", "mask", "delta", "static"),
     "tokens": ("values", "mask", "times", "token_mask", "static"),
@@ -153,6 +156,10 @@ class EhrTask(Task):
   """See the module docstring. `data` / `splits` override what `cfg` names (used to
   evaluate a trained model on another set directory)."""
 
+  # Hours since admission / since the last observation: bfloat16 would round them
+  # to a quarter hour (see steps.make_apply).
+  float32_inputs = ("times", "delta", "visit_times")
+
   def __init__(self, cfg, *, batch_size: int, workdir: str = "", data=None, splits=None):
     self.cfg = cfg
     self.kind = input_kind(cfg.model)
@@ -208,7 +215,7 @@ class EhrTask(Task):
     source = BucketedBatches(indices, lengths, global_batch, max(pool, 1), seed)
     rows = slice(shard_index * batch_size, (shard_index + 1) * batch_size)
     return grain.MapDataset.source(source).map(
-        functools.partial(self._collate_rows, rows=rows)).to_iter_dataset()
+        functools.partial(self._collate_rows, rows=rows)).to_iter_dataset(_READ_OPTIONS)
 
   def _collate_rows(self, indices, rows):
     batch = ex.collate([self.examples[i] for i in indices], self.pad_multiple)

@@ -6,10 +6,14 @@ set, `workdir/best/` keeps the single best by that metric.
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
+import jax
+import numpy as np
 import orbax.checkpoint as ocp
+from jax.experimental import multihost_utils
 
 
 class Checkpointer:
@@ -37,6 +41,9 @@ class Checkpointer:
     return self.latest.latest_step()
 
   def save(self, step: int, state, data_state: dict[str, Any] | None, force=False) -> None:
+    """Collective: every process calls it; each one's data position is kept."""
+    if data_state is not None:
+      data_state = {"per_process": _gather_json(data_state)}
     self.latest.save(step, args=_save_args(state, data_state), force=force)
 
   def save_best(self, step: int, state, metrics: dict[str, float]) -> None:
@@ -56,7 +63,10 @@ class Checkpointer:
     if os.path.isdir(os.path.join(manager.directory, str(step), "data")):
       args["data"] = ocp.args.JsonRestore()
     restored = manager.restore(step, args=ocp.args.Composite(**args))
-    return restored["state"], restored.get("data") if "data" in args else None
+    data = restored.get("data") if "data" in args else None
+    if data is not None and "per_process" in data:  # this process's, else process 0's
+      data = data["per_process"].get(str(jax.process_index()), data["per_process"]["0"])
+    return restored["state"], data
 
   def best_step(self) -> int | None:
     return self.best.best_step() if self.best is not None else None
@@ -70,6 +80,24 @@ class Checkpointer:
     self.latest.close()
     if self.best is not None:
       self.best.close()
+
+
+def _gather_json(obj) -> dict[str, Any]:
+  """{process index: obj of that process}, on every process (JSON through all-gather).
+
+  Orbax writes a JSON item from the primary process only, so each process's
+  data-iterator position (they differ when processes read different shards)
+  is gathered into it explicitly.
+  """
+  if jax.process_count() == 1:
+    return {"0": obj}
+  data = np.frombuffer(json.dumps(obj).encode(), np.uint8)
+  lengths = multihost_utils.process_allgather(np.int32(len(data)))
+  padded = np.zeros(int(np.max(lengths)), np.uint8)
+  padded[:len(data)] = data
+  every = multihost_utils.process_allgather(padded)
+  return {str(i): json.loads(bytes(every[i][:int(n)]).decode())
+          for i, n in enumerate(lengths)}
 
 
 def _save_args(state, data_state):

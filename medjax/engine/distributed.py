@@ -9,8 +9,8 @@ count and process id come from, first match wins:
 3. JAX's own cluster detection (SLURM under `srun`, Cloud TPU VM pods, Open MPI).
 
 `--distributed=auto` (default) initialises when (1) or (2) names more than one
-process or SLURM runs more than one task; `on` always initialises (a TPU pod
-slice needs nothing else); `off` never does. One process needs none of this.
+process, or a SLURM job step, Open MPI or `TPU_WORKER_HOSTNAMES` announce more than
+one; `on` always initialises; `off` never does. One process needs none of this.
 """
 
 from __future__ import annotations
@@ -43,10 +43,9 @@ def resolve(mode: str, coordinator: str | None, num_processes: int | None,
               "process_id": process_id}
   given = {k: v for k, v in explicit.items() if v is not None}
   if coordinator is None and num_processes is None:  # a bare index is not enough
-    slurm_tasks = _env_int(environ, "SLURM_NTASKS", "SLURM_NPROCS")
-    return {} if mode == "on" or slurm_tasks not in (None, 1) else None  # JAX detects
-  if mode == "auto" and num_processes in (None, 1):
-    return None  # one process, e.g. a stray JOB_COMPLETION_INDEX on a one-pod Job
+    return {} if mode == "on" or _cluster_processes(environ) > 1 else None  # JAX detects
+  if mode == "auto" and num_processes == 1:
+    return None
   if len(given) < 3:
     missing = sorted(set(explicit) - set(given))
     raise ValueError(f"multi-process start-up: {missing} not given (flags "
@@ -54,6 +53,16 @@ def resolve(mode: str, coordinator: str | None, num_processes: int | None,
   if not 0 <= process_id < num_processes:
     raise ValueError(f"--process_id={process_id} is outside 0..{num_processes - 1}")
   return explicit
+
+
+def _cluster_processes(environ) -> int:
+  """Processes a cluster's own variables announce: a SLURM job step (set by `srun`,
+  not by the batch shell), Open MPI, or a multi-host Cloud TPU slice; else 1."""
+  hosts = environ.get("TPU_WORKER_HOSTNAMES", "")
+  counts = (_env_int(environ, "SLURM_STEP_NUM_TASKS"),
+            _env_int(environ, "OMPI_COMM_WORLD_SIZE"),
+            len(hosts.split(",")) if hosts else None)
+  return max(c for c in (*counts, 1) if c is not None)
 
 
 def _env_int(environ, *names):

@@ -18,7 +18,9 @@ BATCH_AXES = ("data", "fsdp")
 
 def make_mesh(mesh_config: Mapping[str, int], devices=None) -> Mesh:
   """Builds a ("data", "fsdp") mesh; one axis may be -1 (all remaining devices)."""
-  devices = np.asarray(devices if devices is not None else jax.devices())
+  if devices is None:  # process-major: each process owns a contiguous block of rows
+    devices = sorted(jax.devices(), key=lambda d: (d.process_index, d.id))
+  devices = np.asarray(devices)
   sizes = {axis: int(mesh_config.get(axis, 1)) for axis in BATCH_AXES}
   unknown = set(mesh_config) - set(BATCH_AXES)
   if unknown:

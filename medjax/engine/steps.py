@@ -79,21 +79,28 @@ def make_apply(task: Task, compute_dtype: str = "float32"):
 
   Mixed precision for any model: parameters (kept in float32 in the state) and
   floating inputs are cast to `compute_dtype` for the call, outputs back to
-  float32; batch statistics and other collections are left as they are. Models
-  with their own `dtype` handling (the U-Net) say so with
-  `task.native_precision = True`.
+  float32. Inputs named in `task.float32_inputs` (e.g. times in hours, which
+  bfloat16 would round to 15 minutes) stay float32; updated collections (batch
+  statistics) keep their dtypes. Models with their own `dtype` handling (the
+  U-Net) say so with `task.native_precision = True`.
   """
   dtype = jnp.dtype(compute_dtype)
   if dtype == jnp.float32 or getattr(task, "native_precision", False):
     return lambda variables, batch, **kw: task.model.apply(
         variables, **task.model_inputs(batch), **kw)
+  keep = set(getattr(task, "float32_inputs", ()))
 
   def apply(variables, batch, **kw):
-    variables = {**variables, "params": cast_floats(variables["params"], dtype)}
-    out = task.model.apply(variables, **cast_floats(task.model_inputs(batch), dtype), **kw)
-    if kw.get("mutable"):
-      return cast_floats(out[0], jnp.float32), out[1]
-    return cast_floats(out, jnp.float32)
+    inputs = {k: v if k in keep else cast_floats(v, dtype)
+              for k, v in task.model_inputs(batch).items()}
+    cast = {**variables, "params": cast_floats(variables["params"], dtype)}
+    out = task.model.apply(cast, **inputs, **kw)
+    if not kw.get("mutable"):
+      return cast_floats(out, jnp.float32)
+    outputs, updates = out
+    updates = {k: jax.tree.map(lambda new, old: new.astype(old.dtype), v, variables[k])
+               if k in variables else v for k, v in updates.items()}
+    return cast_floats(outputs, jnp.float32), updates
   return apply
 
 

@@ -17,7 +17,8 @@ The trainer (`medjax.engine.train`) knows no task. A task hands it:
 * `evaluators()`: objects with `name` and `run(predict_fn)` yielding `(name, value)`.
 * `report(predict_fn, workdir)`: optional figures / files written at the end of a run.
 * `native_precision`: True if the model applies `config.compute_dtype` itself;
-  otherwise the engine casts parameters and inputs for it (`steps.make_apply`).
+  otherwise the engine casts parameters and inputs for it (`steps.make_apply`),
+  except the model inputs named in `float32_inputs`.
 
 Batches are dicts of arrays whose leading axis is the example axis.
 """
@@ -51,6 +52,7 @@ class Task(abc.ABC):
 
   model: nn.Module
   native_precision: bool = False
+  float32_inputs: tuple[str, ...] = ()
 
   @abc.abstractmethod
   def model_inputs(self, batch: Batch) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import tempfile
 
 import jax
@@ -25,8 +26,23 @@ from medjax.engine import writers
 from medjax.engine.task import Task
 
 
+EXIT_PREEMPTED = 75  # EX_TEMPFAIL: stopped by SIGTERM after saving; rerun to resume
+
+
+def exit_if_preempted(results: dict) -> None:
+  """For experiment mains: a run stopped by SIGTERM exits with EXIT_PREEMPTED, so
+  that schedulers (SLURM requeue, Kubernetes pod failure policies) see it unfinished."""
+  if "preempted_at_step" in results:
+    sys.exit(EXIT_PREEMPTED)
+
+
 class NonFiniteLossError(RuntimeError):
   """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+# With several processes, how often they agree on stopping (one tiny all-gather):
+# a SIGTERM grace period (30 s on Kubernetes) must cover this many steps + a save.
+_PREEMPTION_SYNC_STEPS = 10
 
 
 class _Preemption:
@@ -94,6 +110,9 @@ def _flush(pending, step, ckpt):
 
 def train_and_evaluate(config, workdir: str, task: Task) -> dict[str, float]:
   """Trains `task` as `config` says, in `workdir`; returns the final metrics."""
+  if "://" in workdir:
+    raise ValueError(f"--workdir={workdir}: URLs are not supported; give a path every "
+                     "process sees (a shared disk, or a bucket mounted with gcsfuse)")
   mesh = mesh_lib.make_mesh(config.mesh)
   _check_config(config, mesh)
   os.makedirs(workdir, exist_ok=True)
@@ -140,7 +159,7 @@ def _loop(config, task, mesh, state, data, train_step, predict, ckpt, writer, pr
     if step == first + 1:
       jax.block_until_ready(metrics)
       progress.start(step)
-    stop = preemption.stop(step, config.log_every)
+    stop = preemption.stop(step, _PREEMPTION_SYNC_STEPS)
     last = step == config.total_steps or stop
     is_eval = bool(config.eval_every) and step % config.eval_every == 0 and not last
     is_ckpt = last or bool(config.checkpoint_every) and step % config.checkpoint_every == 0

@@ -32,8 +32,13 @@ def test_kubernetes_indexed_job_gives_the_process_id():
 
 
 def test_cluster_detection_is_left_to_jax():
-  assert distributed.resolve("auto", None, None, None, {"SLURM_NTASKS": "16"}) == {}
-  assert distributed.resolve("auto", None, None, None, {"SLURM_NTASKS": "1"}) is None
+  assert distributed.resolve("auto", None, None, None, {"SLURM_STEP_NUM_TASKS": "16"}) == {}
+  assert distributed.resolve("auto", None, None, None, {"SLURM_STEP_NUM_TASKS": "1"}) is None
+  # The batch shell of a 4-task job runs one python, not under srun: no start-up.
+  assert distributed.resolve("auto", None, None, None, {"SLURM_NTASKS": "4"}) is None
+  assert distributed.resolve("auto", None, None, None, {"OMPI_COMM_WORLD_SIZE": "2"}) == {}
+  tpu = {"TPU_WORKER_HOSTNAMES": "t1k-0,t1k-1", "JOB_COMPLETION_INDEX": "1"}  # GKE TPU
+  assert distributed.resolve("auto", None, None, None, tpu) == {}
   assert distributed.resolve("on", None, None, None, {}) == {}  # e.g. a TPU pod slice
   assert distributed.resolve("on", None, None, None, {"JOB_COMPLETION_INDEX": "3"}) == {}
 
@@ -41,6 +46,8 @@ def test_cluster_detection_is_left_to_jax():
 def test_bad_settings_name_what_is_wrong():
   with pytest.raises(ValueError, match="coordinator_address"):
     distributed.resolve("auto", None, 2, 0, {})
+  with pytest.raises(ValueError, match="num_processes"):  # a coordinator, no count
+    distributed.resolve("auto", None, None, None, {"MEDJAX_COORDINATOR_ADDRESS": "h:1"})
   with pytest.raises(ValueError, match="process_id=5"):
     distributed.resolve("auto", "h:1", 2, 5, {})
   with pytest.raises(ValueError, match="MEDJAX_NUM_PROCESSES"):

@@ -44,6 +44,18 @@ def test_parse_variant_errors():
     compare.parse_variant("a b:x=1")
 
 
+def test_reused_workdir_must_hold_the_same_run(tmp_path):
+  variant = compare.Variant("a", ("task.model=gru",))
+  compare._check_same_command(str(tmp_path), compare.run_command("ehr", "c.py", variant, 0,
+                                                                   str(tmp_path)))
+  other = compare.run_command("ehr", "c.py", compare.Variant("a", ("task.model=grud",)), 0,
+                              str(tmp_path))
+  with pytest.raises(ValueError, match="another command"):
+    compare._check_same_command(str(tmp_path), other)
+  with pytest.raises(ValueError, match="labels must differ"):
+    compare.run_all("ehr", "c.py", [variant, variant], [0], str(tmp_path))
+
+
 def test_summary_is_mean_and_sample_sd():
   results = {"a": [{"auc": 0.7, "loss": 1.0}, {"auc": 0.8, "loss": 2.0},
                    {"auc": 0.9, "loss": 4.0, "extra": 1.0}], "b": [{"auc": 0.5, "loss": 3.0}]}

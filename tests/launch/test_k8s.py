@@ -30,6 +30,7 @@ def test_gpu_manifest_for_two_nodes(tmp_path):
   assert (spec["completionMode"], spec["completions"], spec["parallelism"]) == ("Indexed", 2, 2)
   pod = spec["template"]["spec"]
   assert pod["subdomain"] == "lung"  # pod 0 is lung-0.lung
+  assert pod["terminationGracePeriodSeconds"] >= 60  # time to save on SIGTERM
   (container,) = pod["containers"]
   assert container["command"] == ["python", "-m", "experiments.segmentation", *SEG.args,
                                   "--distributed=on"]

@@ -33,7 +33,8 @@ def test_dry_run_prints_script_and_sbatch_and_runs_nothing(tmp_path, no_subproce
                "#SBATCH --gpus-per-node=8", f"#SBATCH --output={tmp_path}/%x-%j.out",
                f"cd {common.REPO_ROOT}", "set -euo pipefail",
                'coordinator_host="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | sed -n 1p)"',
-               'export MEDJAX_COORDINATOR_ADDRESS="${coordinator_host}:8476"',
+               'export MEDJAX_COORDINATOR_ADDRESS="${coordinator_host}:'
+               '$((20000 + SLURM_JOB_ID % 20000))"',
                'export MEDJAX_NUM_PROCESSES="$SLURM_NTASKS"', SRUN):
     assert line in lines
   assert lines[-1] == f"sbatch {tmp_path}/medjax.sbatch"
@@ -98,11 +99,11 @@ def test_script_gives_each_process_its_env_and_exact_args(tmp_path):
   path.write_text(slurm.render_script(
       _job(tmp_path), common.Experiment("experiments.ehr", (tricky,))))
   env = dict(os.environ, PATH=f"{_fake_bin(tmp_path)}:{os.environ['PATH']}",
-             SLURM_JOB_NODELIST="gpu-[a-b]", SLURM_NTASKS="2")
+             SLURM_JOB_NODELIST="gpu-[a-b]", SLURM_NTASKS="2", SLURM_JOB_ID="123456")
   out = subprocess.run(["bash", str(path)], env=env, capture_output=True, text=True,
                        check=True).stdout
   args = ["[-m]", "[experiments.ehr]", f"[{tricky}]", "[--distributed=on]"]
-  assert out.splitlines() == ["gpu-a:8476 2 0", *args, "gpu-a:8476 2 1", *args]
+  assert out.splitlines() == ["gpu-a:23456 2 0", *args, "gpu-a:23456 2 1", *args]
 
 
 def test_submit_writes_script_and_runs_sbatch(tmp_path, monkeypatch):

@@ -11,7 +11,7 @@ from tests.launch.conftest import run_cli
 
 SEG = common.Experiment("experiments.segmentation",
                         ("--config=experiments/configs/segmentation.py:lung_ct",
-                         "--workdir=gs://bucket/runs/lung"))
+                         "--workdir=/mnt/runs/lung"))
 JOB = tpu_vm.TpuVmJob(tpu="pod-16", zone="us-west4-a", project="proj")
 SSH = ["gcloud", "compute", "tpus", "tpu-vm", "ssh", "pod-16", "--zone=us-west4-a",
        "--project=proj", "--worker=all"]
