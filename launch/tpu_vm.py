@@ -39,6 +39,7 @@ class TpuVmJob:
   git_ref: str | None = None
   install: bool = False
   python: str = "python3"
+  detach: bool = False
 
   def validate(self) -> None:
     """Raises app.UsageError naming the first bad flag."""
@@ -95,7 +96,10 @@ def commands(job: TpuVmJob, experiment: common.Experiment) -> list[list[str]]:
   if job.install:
     pip = [job.python, "-m", "pip", "install", "--quiet", "-e", ".[tpu]"]
     result.append(ssh(job, cd + shlex.join(pip)))
-  result.append(ssh(job, cd + shlex.join(experiment.argv(job.python))))
+  run = shlex.join(experiment.argv(job.python))
+  if job.detach:  # survives the launching shell; output in <remote_dir>/medjax.log
+    run = f"nohup {run} > medjax.log 2>&1 < /dev/null &"
+  result.append(ssh(job, cd + run))
   return result
 
 
@@ -115,6 +119,8 @@ def _define_flags() -> None:
   flags.DEFINE_string("git_ref", None, "Branch, tag or commit to check out (default main).")
   flags.DEFINE_bool("install", False, "pip install -e '.[tpu]' on the workers first.")
   flags.DEFINE_string("python", "python3", "Python interpreter on the workers.")
+  flags.DEFINE_bool("detach", False, "Start the run in the background on the workers "
+                    "(log: <remote_dir>/medjax.log), so that it outlives this shell.")
   flags.DEFINE_bool("dry_run", False, "Print the gcloud commands; run nothing.")
 
 

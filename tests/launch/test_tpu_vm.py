@@ -37,6 +37,13 @@ def test_copies_code_installs_and_runs_on_all_workers():
                                "experiments.segmentation", *SEG.args, "--distributed=on"]
 
 
+def test_detached_run_outlives_the_launching_shell():
+  job = tpu_vm.TpuVmJob(tpu="pod-16", zone="us-west4-a", project="proj", detach=True)
+  words = _remote_line(tpu_vm.commands(job, SEG)[-1])
+  assert words[:4] == ["cd", "medjax", "&&", "nohup"]
+  assert words[-7:] == ["--distributed=on", ">", "medjax.log", "2>&1", "<", "/dev/null", "&"]
+
+
 def test_git_checkout_instead_of_copy():
   job = tpu_vm.TpuVmJob(tpu="pod-16", zone="us-west4-a", project="proj",
                         git_url="https://github.com/lab/medjax.git", git_ref="v1.2",
