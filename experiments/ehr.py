@@ -47,11 +47,7 @@ def _train(config, workdir):
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  runtime.configure_xla()
-  distributed.initialize()  # multi-process runs: see launch/
-  runtime.quiet_library_logs()
+  runtime.start(argv)
   from medjax.ehr import crossval, external  # pylint: disable=import-outside-toplevel
   if _MODE.value == "evaluate":
     if not (_SET_DIR.value and _OUTPUT_DIR.value):

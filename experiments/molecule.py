@@ -69,11 +69,7 @@ def train(config, workdir):
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  runtime.configure_xla()
-  distributed.initialize()  # multi-process runs: see launch/
-  runtime.quiet_library_logs()
+  runtime.start(argv)
   config, workdir = _CONFIG.value, _WORKDIR.value
   if _MODE.value == "predict":
     from medjax.molecule import predict  # pylint: disable=import-outside-toplevel

@@ -28,12 +28,8 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  runtime.configure_xla()
-  distributed.initialize()  # multi-process runs: see launch/
-  runtime.quiet_library_logs()
-  # Imported after configure_xla, which must run before JAX starts.
+  runtime.start(argv)
+  # Imported after runtime.start, which must run before JAX starts.
   from medjax.engine import train  # pylint: disable=import-outside-toplevel
   from medjax.segmentation import predict  # pylint: disable=import-outside-toplevel
   from medjax.segmentation import task as task_lib  # pylint: disable=import-outside-toplevel

@@ -24,6 +24,7 @@ import subprocess
 from typing import Sequence
 
 from absl import app
+from absl import flags
 from absl import logging
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -73,6 +74,13 @@ def parse_experiment(argv: Sequence[str]) -> Experiment:
     raise app.UsageError(f"no experiment command: give it after `--`, e.g. {_EXAMPLE}")
   check_module(rest[0])
   return Experiment(rest[0], tuple(rest[1:]))
+
+
+def from_flags(job_class):
+  """A launcher's job dataclass, each field from the absl flag of the same name."""
+  flag_values = flags.FLAGS
+  return job_class(**{field.name: flag_values[field.name].value
+                      for field in dataclasses.fields(job_class)})
 
 
 def check_positive(flag: str, value: int) -> None:

@@ -233,8 +233,7 @@ def _define_flags() -> None:
 
 def main(argv):
   experiment = common.parse_experiment(argv)
-  job = K8sJob(**{field.name: FLAGS[field.name].value
-                  for field in dataclasses.fields(K8sJob)})
+  job = common.from_flags(K8sJob)
   launch(job, experiment, FLAGS.dry_run)
 
 

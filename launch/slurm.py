@@ -170,8 +170,7 @@ def _define_flags() -> None:
 
 def main(argv):
   experiment = common.parse_experiment(argv)
-  job = SlurmJob(**{field.name: FLAGS[field.name].value
-                    for field in dataclasses.fields(SlurmJob)})
+  job = common.from_flags(SlurmJob)
   submit(job, experiment, FLAGS.dry_run)
 
 

@@ -126,8 +126,7 @@ def _define_flags() -> None:
 
 def main(argv):
   experiment = common.parse_experiment(argv)
-  job = TpuVmJob(**{field.name: FLAGS[field.name].value
-                    for field in dataclasses.fields(TpuVmJob)})
+  job = common.from_flags(TpuVmJob)
   launch(job, experiment, FLAGS.dry_run)
 
 

@@ -85,10 +85,10 @@ def make_apply(task: Task, compute_dtype: str = "float32"):
   U-Net) say so with `task.native_precision = True`.
   """
   dtype = jnp.dtype(compute_dtype)
-  if dtype == jnp.float32 or getattr(task, "native_precision", False):
+  if dtype == jnp.float32 or task.native_precision:
     return lambda variables, batch, **kw: task.model.apply(
         variables, **task.model_inputs(batch), **kw)
-  keep = set(getattr(task, "float32_inputs", ()))
+  keep = set(task.float32_inputs)
 
   def apply(variables, batch, **kw):
     inputs = {k: v if k in keep else cast_floats(v, dtype)

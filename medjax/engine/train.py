@@ -61,12 +61,12 @@ class _Preemption:
     logging.warning("SIGTERM received: saving a checkpoint, then exiting.")
     self.requested = True
 
-  def stop(self, step: int, sync_every: int) -> bool:
+  def stop(self, step: int) -> bool:
     """Whether to stop after `step`; with several processes, all agree (every
-    `sync_every` steps), since the final save is collective."""
+    _PREEMPTION_SYNC_STEPS steps), since the final save is collective."""
     if jax.process_count() == 1:
       return self.requested
-    if step % max(sync_every, 1):
+    if step % _PREEMPTION_SYNC_STEPS:
       return False
     flags = multihost_utils.process_allgather(np.int32(self.requested))
     return bool(np.any(flags))
@@ -159,7 +159,7 @@ def _loop(config, task, mesh, state, data, train_step, predict, ckpt, writer, pr
     if step == first + 1:
       jax.block_until_ready(metrics)
       progress.start(step)
-    stop = preemption.stop(step, _PREEMPTION_SYNC_STEPS)
+    stop = preemption.stop(step)
     last = step == config.total_steps or stop
     is_eval = bool(config.eval_every) and step % config.eval_every == 0 and not last
     is_ckpt = last or bool(config.checkpoint_every) and step % config.checkpoint_every == 0
