@@ -17,6 +17,7 @@ from ml_collections import config_flags
 
 from medjax.engine import distributed
 from medjax.engine import runtime
+from medjax.engine import workdir as workdir_lib
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file[:preset].",
                                           lock_config=True)
@@ -27,8 +28,21 @@ _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "predict: where masks are 
 flags.mark_flags_as_required(["config", "workdir"])
 
 
+def _check_dirs():
+  """Refuses a bad workdir / output dir before any data is read or model built."""
+  if _MODE.value == "predict":
+    if not (_INPUT_DIR.value and _OUTPUT_DIR.value):
+      raise app.UsageError("--mode=predict needs --input_dir and --output_dir")
+    workdir_lib.require_existing(_WORKDIR.value)
+    workdir_lib.require_existing(_INPUT_DIR.value, "--input_dir", "the images to segment")
+    workdir_lib.require_writable(_OUTPUT_DIR.value, "--output_dir")
+  else:
+    workdir_lib.require_writable(_WORKDIR.value)
+
+
 def main(argv):
   runtime.start(argv)
+  _check_dirs()
   # Imported after runtime.start, which must run before JAX starts.
   from medjax.engine import train  # pylint: disable=import-outside-toplevel
   from medjax.segmentation import predict  # pylint: disable=import-outside-toplevel
@@ -37,8 +51,6 @@ def main(argv):
   config = _CONFIG.value
   task = task_lib.SegmentationTask(config.task, config.compute_dtype)
   if _MODE.value == "predict":
-    if not (_INPUT_DIR.value and _OUTPUT_DIR.value):
-      raise app.UsageError("--mode=predict needs --input_dir and --output_dir")
     paths = predict.predict_folder(config, _WORKDIR.value, task, _INPUT_DIR.value,
                                    _OUTPUT_DIR.value)
     logging.info("wrote %d masks to %s", len(paths), _OUTPUT_DIR.value)
@@ -51,4 +63,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  runtime.run(main)

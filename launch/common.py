@@ -31,6 +31,7 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEFAULT_PORT = 8476  # the coordinator port JAX itself picks on Cloud TPU
 DISTRIBUTED_ON = "--distributed=on"
 _MODULE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+THIS_PYTHON = "the interpreter running this launcher"
 _EXAMPLE = ("-- experiments.segmentation "
             "--config=experiments/configs/segmentation.py:lung_ct --workdir=DIR")
 
@@ -47,6 +48,11 @@ class Experiment:
     if not any(a == "--distributed" or a.startswith("--distributed=") for a in args):
       args.append(DISTRIBUTED_ON)
     return [python, "-m", self.module, *args]
+
+
+def python_comment(python: str, why: str) -> str:
+  """The `# python: ...` line scripts and dry runs show, saying which interpreter and why."""
+  return f"# python: {python} ({why})"
 
 
 def known_experiments() -> list[str]:

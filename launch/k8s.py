@@ -16,7 +16,8 @@ JOB_COMPLETION_INDEX that Kubernetes sets in each pod of an Indexed Job.
 The image must hold this repository, installed, in its default folder or in the
 folder that --workdir names (the container's working directory, not the run's: that
 is the experiment's own --workdir, which every pod must see, e.g. a shared
-volume).
+volume). The pods run --python (default `python`, the image's: this machine's
+interpreter path is not in the container); the manifest says so in a comment.
 """
 
 import dataclasses
@@ -204,9 +205,17 @@ def to_yaml(documents: list[dict]) -> str:
   return "".join("---\n" + "\n".join(_yaml_lines(doc, 0)) + "\n" for doc in documents)
 
 
+def python_comment(job: K8sJob) -> str:
+  """The manifest's `# python:` line: the image's interpreter, not this machine's."""
+  why = ("--python" if job.python != K8sJob.python else
+         "the image's own, not this launcher's interpreter, whose path is not in the "
+         "container; --python to change")
+  return common.python_comment(job.python, why)
+
+
 def launch(job: K8sJob, experiment: common.Experiment, dry_run: bool) -> None:
   """Writes the manifest and runs `kubectl apply -f` on it (or prints both)."""
-  text = to_yaml(manifest(job, experiment))
+  text = python_comment(job) + "\n" + to_yaml(manifest(job, experiment))
   common.write_file(job.manifest_path, text, dry_run)
   common.run_commands([["kubectl", "apply", "-f", str(job.manifest_path)]], dry_run)
 

@@ -11,7 +11,8 @@ devices. With more, it starts each process with `MEDJAX_COORDINATOR_ADDRESS`,
 as soon as one fails. On GPUs, `--gpus_per_process` gives each process its own
 `CUDA_VISIBLE_DEVICES`; on a CPU, `--cpu_devices_per_process` splits each
 process's CPU into that many JAX devices (for testing multi-process code).
-`--dry_run` prints each process's environment and command instead.
+`--dry_run` prints each process's environment and command instead, after a
+`# python:` line: the processes run the interpreter that runs this launcher.
 """
 
 from __future__ import annotations
@@ -122,6 +123,7 @@ def main(argv):
   envs = process_envs(FLAGS.num_processes, port, FLAGS.cpu_devices_per_process,
                       FLAGS.gpus_per_process)
   if FLAGS.dry_run:
+    print(common.python_comment(command[0], common.THIS_PYTHON))
     for env in envs:
       print(shlex.join([f"{k}={v}" for k, v in env.items()] + command))
     return

@@ -13,12 +13,17 @@ coordinates: every process gets MEDJAX_COORDINATOR_ADDRESS=<first node>:<port> a
 MEDJAX_NUM_PROCESSES=$SLURM_NTASKS, and its MEDJAX_PROCESS_ID from $SLURM_PROCID.
 The repository, the venv and the experiment's --workdir must be on a file system
 that every node shares.
+
+The nodes run the interpreter that runs this launcher (sys.executable, so it too
+must be on the shared file system), or with --venv the `python` of that venv
+(activated first), or --python; the script says which in a `# python:` line.
 """
 
 import dataclasses
 import os
 import pathlib
 import shlex
+import sys
 
 from absl import app
 from absl import flags
@@ -43,7 +48,7 @@ class SlurmJob:
   output: str = "workdirs/slurm"
   cpus_per_task: int | None = None
   port: int = 0  # 0: 20000 + job id % 20000, so jobs sharing a first node differ
-  python: str = "python"
+  python: str | None = None  # None: from --venv, else sys.executable
 
   def validate(self) -> None:
     """Raises app.UsageError naming the first bad flag."""
@@ -72,6 +77,15 @@ class SlurmJob:
   @property
   def tasks_per_node(self) -> int:
     return self.gpus_per_node if self.processes == "per_gpu" else 1
+
+  def interpreter(self) -> tuple[str, str]:
+    """The python every process runs, and why that one."""
+    if self.python:
+      return self.python, "--python"
+    if self.venv:
+      return "python", "the --venv one, activated on each node; --python to change"
+    return sys.executable, (f"{common.THIS_PYTHON}, so on a file system every node shares; "
+                            "--venv or --python to change")
 
 
 def _directives(job: SlurmJob) -> list[str]:
@@ -107,7 +121,7 @@ def _port(job: SlurmJob) -> str:
 def _srun_line(job: SlurmJob, experiment: common.Experiment) -> str:
   """srun starting every process; bash -c sets each one's id from its own SLURM_PROCID."""
   per_task = ('export MEDJAX_PROCESS_ID="$SLURM_PROCID" && exec '
-              + shlex.join(experiment.argv(job.python)))
+              + shlex.join(experiment.argv(job.interpreter()[0])))
   srun = ["srun", "--kill-on-bad-exit=1"]
   if job.cpus_per_task:  # srun no longer inherits sbatch's --cpus-per-task
     srun.append(f"--cpus-per-task={job.cpus_per_task}")
@@ -127,6 +141,7 @@ def render_script(job: SlurmJob, experiment: common.Experiment) -> str:
       "",
       f"cd {shlex.quote(str(common.REPO_ROOT))}",
       *_activate_lines(job.venv),
+      common.python_comment(*job.interpreter()),
       "",
       "# The first node of the allocation runs the coordinator (process 0). sed, not",
       "# head: head may quit before scontrol's last write, which pipefail makes fatal.",
@@ -164,7 +179,8 @@ def _define_flags() -> None:
   flags.DEFINE_integer("cpus_per_task", None, "CPUs for each process (default: Slurm's).")
   flags.DEFINE_integer("port", 0, "Coordinator port on the first node (0: 20000 + the "
                        "job id mod 20000, so two jobs on one node do not collide).")
-  flags.DEFINE_string("python", "python", "Python interpreter on the nodes.")
+  flags.DEFINE_string("python", None, "Python interpreter on the nodes (default: `python` "
+                      "of --venv, else the interpreter running this launcher).")
   flags.DEFINE_bool("dry_run", False, "Print the script and the sbatch command; run nothing.")
 
 

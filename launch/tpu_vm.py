@@ -9,8 +9,9 @@ does three things with `gcloud compute tpus tpu-vm` on all workers (--worker=all
      with --git_url, clones the repository (once) and checks out --git_ref;
   2. with --install, runs `pip install -e '.[tpu]'` there;
   3. runs `python3 -m <experiment> ... --distributed=on` there, over ssh.
---dry_run prints those gcloud commands, one per line and shell-quoted, and runs
-nothing. On a TPU pod JAX finds the coordinator and the process ids itself, so
+--dry_run prints those gcloud commands, one per line and shell-quoted, after a
+`# python:` comment, and runs nothing. The workers run --python (default `python3`,
+theirs: this machine's interpreter path does not exist on a TPU VM). On a TPU pod JAX finds the coordinator and the process ids itself, so
 --distributed=on is all each worker needs. The experiment's --workdir must be one
 that every worker sees: a shared disk (NFS, Filestore) or a bucket mounted with gcsfuse.
 """
@@ -20,6 +21,7 @@ import shlex
 
 from absl import app
 from absl import flags
+from absl import logging
 
 from launch import common
 
@@ -103,9 +105,22 @@ def commands(job: TpuVmJob, experiment: common.Experiment) -> list[list[str]]:
   return result
 
 
+def python_comment(job: TpuVmJob) -> str:
+  """The `# python:` line: the workers' interpreter, not this machine's."""
+  why = ("--python" if job.python != TpuVmJob.python else
+         "the workers' own, not this launcher's interpreter, whose path is not on a TPU VM; "
+         "--python to change")
+  return common.python_comment(job.python, why)
+
+
 def launch(job: TpuVmJob, experiment: common.Experiment, dry_run: bool) -> None:
   """Runs (or, on a dry run, prints) the launch's gcloud commands."""
-  common.run_commands(commands(job, experiment), dry_run)
+  steps = commands(job, experiment)
+  if dry_run:
+    print(python_comment(job))
+  else:
+    logging.info("%s", python_comment(job).removeprefix("# "))
+  common.run_commands(steps, dry_run)
 
 
 def _define_flags() -> None:

@@ -119,25 +119,49 @@ def summarize(results: dict[str, list[dict[str, float]]],
       if len(values) < len(runs):
         raise KeyError(f"metric {name!r} is missing from runs of {label!r}; they have "
                        f"{sorted(runs[0])}")
-      mean = sum(values) / len(values)
-      var = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)
-             if len(values) > 1 else float("nan"))
-      row[name] = (mean, math.sqrt(var))
+      row[name] = _mean_sd(values)
     rows.append(row)
   return rows
 
 
-def markdown(rows: list[dict]) -> str:
+def _mean_sd(values: list[float]) -> tuple[float, float]:
+  """Mean and sample sd (NaN for one value); equal values give exactly (value, 0)."""
+  if len(values) > 1 and all(v == values[0] for v in values):
+    return values[0], 0.0
+  mean = sum(values) / len(values)
+  var = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)
+         if len(values) > 1 else float("nan"))
+  return mean, math.sqrt(var)
+
+
+def constant_metrics(rows: list[dict]) -> dict[str, float]:
+  """Metrics with one value in every run of every variant (bookkeeping such as a test
+  set's size or prevalence), when there are at least two runs."""
+  if sum(row["n"] for row in rows) < 2:
+    return {}
   names = [k for k in rows[0] if k not in ("variant", "n")]
+  return {name: rows[0][name][0] for name in names
+          if all(row[name][0] == rows[0][name][0]
+                 and (row[name][1] == 0 or row["n"] == 1) for row in rows)}
+
+
+def markdown(rows: list[dict]) -> str:
+  """The table of mean ± sd; metrics equal in every run go to a line below it."""
+  constant = constant_metrics(rows)
+  names = [k for k in rows[0] if k not in ("variant", "n", *constant)]
   lines = ["| variant | n | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
   for row in rows:
     cells = [f"{row[n][0]:.4f} ± {row[n][1]:.4f}" for n in names]
     lines.append(f"| {row['variant']} | {row['n']} | " + " | ".join(cells) + " |")
+  if constant:
+    same = ", ".join(f"{name} {value:.6g}" for name, value in constant.items())
+    lines += ["", f"The same in every run (not in the table): {same}."]
   return "\n".join(lines) + "\n"
 
 
 def write(rows: list[dict], out_dir: str, context: dict) -> str:
-  """compare.md, compare.csv (mean and sd columns) and a line in results.jsonl."""
+  """compare.md, compare.csv (mean and sd columns of every metric, constant ones too) and
+  a line in results.jsonl."""
   os.makedirs(out_dir, exist_ok=True)
   table = markdown(rows)
   with open(os.path.join(out_dir, "compare.md"), "w", encoding="utf-8") as f:

@@ -24,6 +24,8 @@ import os
 import numpy as np
 import pandas as pd
 
+from medjax.engine.errors import InputError
+
 PAD, UNKNOWN = 0, 1
 
 
@@ -41,17 +43,19 @@ class CodeData:
 
 def read_table(directory: str, name: str, columns: tuple[str, ...]) -> pd.DataFrame:
   """Columns `columns` (lower-case names) of table `name` (.csv or .csv.gz, any case)."""
+  if not os.path.isdir(directory):
+    raise InputError(f"directory {directory} not found (expected the {name} table in it)")
   wanted = {name.lower() + ".csv", name.lower() + ".csv.gz"}
   matches = [f for f in sorted(os.listdir(directory)) if f.lower() in wanted]
   if not matches:
-    raise FileNotFoundError(f"table {name} (.csv / .csv.gz) not found in {directory}")
+    raise InputError(f"table {name} (.csv / .csv.gz) not found in {directory}")
   path = os.path.join(directory, matches[0])
   frame = pd.read_csv(path, usecols=lambda c: c.lower() in columns, dtype=str,
                       keep_default_na=False)
   frame.columns = [c.lower() for c in frame.columns]
   absent = set(columns) - set(frame.columns)
   if absent:
-    raise ValueError(f"{path}: missing columns {sorted(absent)}")
+    raise InputError(f"{path}: missing columns {sorted(absent)}")
   return frame
 
 

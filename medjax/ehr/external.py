@@ -15,13 +15,14 @@ import ml_collections
 import numpy as np
 
 from medjax.ehr import task as task_lib
+from medjax.engine.errors import InputError
 
 
 def load_run_config(checkpoint_dir: str) -> ml_collections.ConfigDict:
   path = os.path.join(checkpoint_dir, "config.json")
   if not os.path.exists(path):
-    raise FileNotFoundError(f"{path} not found: was {checkpoint_dir} trained by "
-                            "experiments/ehr.py?")
+    raise InputError(f"{path} not found: was {checkpoint_dir} trained by "
+                     "experiments/ehr.py?")
   with open(path) as f:
     return ml_collections.ConfigDict(json.load(f))
 
@@ -29,9 +30,9 @@ def load_run_config(checkpoint_dir: str) -> ml_collections.ConfigDict:
 def external_task(config, checkpoint_dir: str, set_dir: str, outcomes: str = ""):
   """The run's task with all stays of `set_dir` as its test split."""
   if not os.path.exists(os.path.join(checkpoint_dir, task_lib.PREPROCESSING_FILE)):
-    raise FileNotFoundError(f"no {task_lib.PREPROCESSING_FILE} in {checkpoint_dir}")
+    raise InputError(f"no {task_lib.PREPROCESSING_FILE} in {checkpoint_dir}")
   if config.task.dataset != "physionet":
-    raise ValueError(f"evaluation on a set directory needs a PhysioNet run, not "
+    raise InputError(f"evaluation on a set directory needs a PhysioNet run, not "
                      f"{config.task.dataset!r}")
   data = task_lib.load_dataset(config.task, set_dir, outcomes)
   none = np.zeros(0, np.int64)

@@ -7,7 +7,7 @@ The general descriptors (RecordID, Age, Gender, Height, ICUType and the first We
 Cleaning (`clean_value`): -1 means missing; values outside `PLAUSIBLE` (impossible values,
 e.g. a heart rate of 0 or a temperature of -17.8 C) are dropped; rows with a blank
 parameter name are skipped. Several values of one variable at one timestamp are averaged.
-Anything else that does not parse stops with `path:line`.
+Anything else that does not parse stops with an `InputError` naming `path:line`.
 
 `load_set(set_dir)` parses a whole set directory (set-a, set-b and set-c share the format)
 with its outcomes file and caches the result as an .npz keyed by the file names, sizes and
@@ -19,11 +19,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 
 import numpy as np
 
 from medjax.ehr.data import IcuData
+from medjax.engine.errors import InputError
 
 PARSER_VERSION = 1
 STATIC = ("Age", "Gender", "Height", "ICUType", "Weight")
@@ -89,39 +91,48 @@ def _parse_row(line: str):
     value = float(value_text)
   except ValueError:
     raise ValueError(f"value {value_text!r} is not a number") from None
+  if not math.isfinite(value):
+    raise ValueError(f"value {value_text!r} is not a finite number")
   return _parse_time(time_text), name, value
 
 
 def parse_stay(path: str) -> Stay:
-  """Parses one stay file; raises `ValueError("path:line: ...")` on malformed input."""
+  """Parses one stay file; raises `InputError("path:line: ...")` on malformed input."""
+  try:
+    with open(path, encoding="utf-8") as f:
+      return _parse_lines(path, f)
+  except UnicodeDecodeError as e:
+    raise InputError(f"{path}: not a UTF-8 text file ({e.reason} at byte {e.start})") from None
+
+
+def _parse_lines(path: str, f) -> Stay:
   record_id, static = None, np.full(len(STATIC), np.nan, np.float32)
   descriptor_weight_seen = False
   events: dict[tuple[float, int], list[float]] = {}
-  with open(path, encoding="utf-8") as f:
-    header = f.readline()
-    if header.strip().replace(" ", "") != "Time,Parameter,Value":
-      raise ValueError(f"{path}:1: expected header 'Time,Parameter,Value', got {header!r}")
-    for lineno, line in enumerate(f, start=2):
-      if not line.strip():
-        continue
-      try:
-        row = _parse_row(line)
-      except ValueError as e:
-        raise ValueError(f"{path}:{lineno}: {e}") from None
-      if row is None:
-        continue
-      hours, name, value = row
-      if name == "RecordID":
-        record_id = int(value)
-      elif name in STATIC and not (name == "Weight" and (hours > 0 or descriptor_weight_seen)):
-        descriptor_weight_seen |= name == "Weight"
-        static[STATIC.index(name)] = clean_value(name, value)
-      else:
-        value = clean_value(name, value)
-        if not np.isnan(value):
-          events.setdefault((hours, _SERIES_INDEX[name]), []).append(value)
+  header = f.readline()
+  if header.strip().replace(" ", "") != "Time,Parameter,Value":
+    raise InputError(f"{path}:1: expected header 'Time,Parameter,Value', got {header!r}")
+  for lineno, line in enumerate(f, start=2):
+    if not line.strip():
+      continue
+    try:
+      row = _parse_row(line)
+    except ValueError as e:
+      raise InputError(f"{path}:{lineno}: {e}") from None
+    if row is None:
+      continue
+    hours, name, value = row
+    if name == "RecordID":
+      record_id = int(value)
+    elif name in STATIC and not (name == "Weight" and (hours > 0 or descriptor_weight_seen)):
+      descriptor_weight_seen |= name == "Weight"
+      static[STATIC.index(name)] = clean_value(name, value)
+    else:
+      value = clean_value(name, value)
+      if not np.isnan(value):
+        events.setdefault((hours, _SERIES_INDEX[name]), []).append(value)
   if record_id is None:
-    raise ValueError(f"{path}: no RecordID row")
+    raise InputError(f"{path}: no RecordID row")
   keys = sorted(events)
   return Stay(
       record_id=record_id, static=static,
@@ -135,7 +146,7 @@ def read_outcomes(path: str) -> dict[int, int]:
   with open(path, encoding="utf-8") as f:
     header = [h.strip() for h in f.readline().split(",")]
     if "RecordID" not in header or "In-hospital_death" not in header:
-      raise ValueError(f"{path}:1: needs RecordID and In-hospital_death columns")
+      raise InputError(f"{path}:1: needs RecordID and In-hospital_death columns")
     rid, death = header.index("RecordID"), header.index("In-hospital_death")
     out = {}
     for lineno, line in enumerate(f, start=2):
@@ -144,7 +155,7 @@ def read_outcomes(path: str) -> dict[int, int]:
         try:
           out[int(fields[rid])] = int(fields[death])
         except (ValueError, IndexError):
-          raise ValueError(f"{path}:{lineno}: malformed outcome row {line!r}") from None
+          raise InputError(f"{path}:{lineno}: malformed outcome row {line!r}") from None
   return out
 
 
@@ -156,9 +167,11 @@ def default_outcomes_path(set_dir: str) -> str:
 
 
 def _stay_files(set_dir: str) -> list[str]:
+  if not os.path.isdir(set_dir):
+    raise InputError(f"PhysioNet set directory {set_dir} not found")
   names = sorted(n for n in os.listdir(set_dir) if n.endswith(".txt"))
   if not names:
-    raise FileNotFoundError(f"no stay files (*.txt) in {set_dir}")
+    raise InputError(f"no stay files (*.txt) in {set_dir}")
   return [os.path.join(set_dir, n) for n in names]
 
 
@@ -175,7 +188,7 @@ def _parse_set(files: list[str], outcomes_path: str) -> IcuData:
   stays = [parse_stay(p) for p in files]
   missing = [s.record_id for s in stays if s.record_id not in outcomes]
   if missing:
-    raise ValueError(f"{outcomes_path}: no outcome for RecordID {missing[:5]}")
+    raise InputError(f"{outcomes_path}: no outcome for RecordID {missing[:5]}")
   return IcuData.from_events(
       ids=np.array([s.record_id for s in stays]),
       labels=np.array([outcomes[s.record_id] for s in stays]),
@@ -186,8 +199,9 @@ def _parse_set(files: list[str], outcomes_path: str) -> IcuData:
 def load_set(set_dir: str, outcomes_path: str = "", cache_dir: str = "") -> IcuData:
   """Parses (or loads from the .npz cache in `cache_dir`) one set directory."""
   outcomes_path = outcomes_path or default_outcomes_path(set_dir)
-  if not os.path.exists(outcomes_path):
-    raise FileNotFoundError(f"outcomes file {outcomes_path} not found (pass it explicitly)")
+  if not os.path.isfile(outcomes_path):
+    raise InputError(f"outcomes file {outcomes_path} not found (give its path with "
+                     "--config.task.outcomes, or --outcomes when evaluating)")
   files = _stay_files(set_dir)
   if not cache_dir:
     return _parse_set(files, outcomes_path)

@@ -13,6 +13,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from medjax.engine.errors import InputError
+
 BATCH_AXES = ("data", "fsdp")
 
 
@@ -24,15 +26,15 @@ def make_mesh(mesh_config: Mapping[str, int], devices=None) -> Mesh:
   sizes = {axis: int(mesh_config.get(axis, 1)) for axis in BATCH_AXES}
   unknown = set(mesh_config) - set(BATCH_AXES)
   if unknown:
-    raise ValueError(f"config.mesh: unknown axes {sorted(unknown)}; known: {BATCH_AXES}")
+    raise InputError(f"config.mesh: unknown axes {sorted(unknown)}; known: {BATCH_AXES}")
   if list(sizes.values()).count(-1) > 1:
-    raise ValueError("config.mesh: at most one axis may be -1")
+    raise InputError("config.mesh: at most one axis may be -1")
   fixed = int(np.prod([s for s in sizes.values() if s != -1]))
   for axis, size in sizes.items():
     if size == -1:
       sizes[axis] = devices.size // fixed
   if int(np.prod(list(sizes.values()))) != devices.size:
-    raise ValueError(f"config.mesh {dict(mesh_config)} does not fit {devices.size} devices")
+    raise InputError(f"config.mesh {dict(mesh_config)} does not fit {devices.size} devices")
   return Mesh(devices.reshape(tuple(sizes.values())), BATCH_AXES)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import optax
 
+from medjax.engine.errors import InputError
+
 
 def make_schedule(opt_config, total_steps: int) -> optax.Schedule:
   lr, warmup = opt_config.learning_rate, opt_config.warmup_steps
@@ -12,7 +14,7 @@ def make_schedule(opt_config, total_steps: int) -> optax.Schedule:
   elif opt_config.schedule == "cosine":
     main = optax.cosine_decay_schedule(lr, max(total_steps - warmup, 1))
   else:
-    raise ValueError(f"config.optimizer.schedule: unknown {opt_config.schedule!r} "
+    raise InputError(f"config.optimizer.schedule: unknown {opt_config.schedule!r} "
                      "(known: cosine, constant)")
   if warmup:
     return optax.join_schedules([optax.linear_schedule(0.0, lr, warmup), main], [warmup])
@@ -30,7 +32,7 @@ def make_optimizer(opt_config, total_steps: int):
   elif name == "sgd":
     tx = optax.sgd(schedule, momentum=opt_config.momentum)
   else:
-    raise ValueError(f"config.optimizer.name: unknown {name!r} (known: adamw, adam, sgd)")
+    raise InputError(f"config.optimizer.name: unknown {name!r} (known: adamw, adam, sgd)")
   if opt_config.grad_clip_norm:
     tx = optax.chain(optax.clip_by_global_norm(opt_config.grad_clip_norm), tx)
   return tx, schedule

@@ -11,6 +11,7 @@ import os
 import jax.numpy as jnp
 import numpy as np
 
+from medjax.engine.errors import InputError
 from medjax.engine.task import Evaluator, Task
 from medjax.segmentation import inference
 from medjax.segmentation import losses
@@ -39,7 +40,7 @@ def raw_dir_for(task_config) -> str | None:
     return os.path.join(os.environ["MEDJAX_SHARED_DATA"], _RAW_FOLDERS[task_config.dataset])
   if task_config.dataset == "ct_phantom":
     return None
-  raise ValueError(f"config.task.raw_dir is empty: set it (or $MEDJAX_SHARED_DATA) to the "
+  raise InputError(f"config.task.raw_dir is empty: set it (or $MEDJAX_SHARED_DATA) to the "
                    f"directory of the {task_config.dataset!r} data")
 
 
@@ -50,7 +51,7 @@ def make_preprocess(task_config):
   if task_config.preprocess == "uint8":
     channels = tuple(task_config.channels) or None
     return functools.partial(pipeline.uint8_preprocess, channels=channels)
-  raise ValueError(f"config.task.preprocess: unknown {task_config.preprocess!r} "
+  raise InputError(f"config.task.preprocess: unknown {task_config.preprocess!r} "
                    "(known: ct, uint8)")
 
 
@@ -101,7 +102,7 @@ class SegmentationTask(Task):
 
   def __init__(self, task_config, compute_dtype: str = "float32"):
     if task_config.loss not in _LOSSES:
-      raise ValueError(f"config.task.loss: unknown {task_config.loss!r} (known: {_LOSSES})")
+      raise InputError(f"config.task.loss: unknown {task_config.loss!r} (known: {_LOSSES})")
     self.config = task_config
     self.model = make_model(task_config, compute_dtype)
     self.preprocess = make_preprocess(task_config)

@@ -34,6 +34,8 @@ import einops
 import flax.linen as nn
 import jax.numpy as jnp
 
+from medjax.engine.errors import InputError
+
 NORMS = ("batch", "group", "instance", "none")
 UPSAMPLES = ("subpixel", "transpose")
 
@@ -48,7 +50,7 @@ def _norm_layer(norm: str, features: int, train: bool, dtype: Any):
     return nn.InstanceNorm(dtype=dtype)
   if norm == "none":
     return lambda x: x
-  raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+  raise InputError(f"norm must be one of {NORMS}, got {norm!r}")
 
 
 def depth_to_space(x, spatial_dims: int, factor: int = 2):
@@ -97,7 +99,7 @@ class Upsample(nn.Module):
       return nn.ConvTranspose(self.features, (2,) * d, strides=(2,) * d,
                               dtype=self.dtype)(x)
     if self.mode != "subpixel":
-      raise ValueError(f"upsample must be one of {UPSAMPLES}, got {self.mode!r}")
+      raise InputError(f"upsample must be one of {UPSAMPLES}, got {self.mode!r}")
     # Kernel (C_in, 2^d * features): one 1x1 conv per output phase. The bias is
     # shared by the phases, as in the transposed convolution.
     x = nn.Dense(self.features * 2**d, use_bias=False, dtype=self.dtype)(x)

@@ -3,8 +3,10 @@
 import gzip
 
 import numpy as np
+import pytest
 
 from medjax.ehr import codes
+from medjax.engine.errors import InputError
 
 
 def _write(path, text, compress=False):
@@ -64,3 +66,13 @@ def test_eicu_stays_with_known_status(tmp_path):
                             ["D:shock", "P:intubation"]]
   windowed = codes.load_eicu(str(tmp_path), window_hours=24)
   assert windowed.visits[1][1] == ["P:intubation"]  # diagnosis at 50 h is cut
+
+
+def test_missing_tables_and_columns_are_input_errors(tmp_path):
+  with pytest.raises(InputError, match=f"directory {tmp_path / 'gone'} not found"):
+    codes.read_table(str(tmp_path / "gone"), "ADMISSIONS", ("hadm_id",))
+  with pytest.raises(InputError, match=f"table ADMISSIONS .* not found in {tmp_path}"):
+    codes.read_table(str(tmp_path), "ADMISSIONS", ("hadm_id",))
+  _write(tmp_path / "ADMISSIONS.csv", "SUBJECT_ID\n1\n")
+  with pytest.raises(InputError, match=r"ADMISSIONS.csv: missing columns \['hadm_id'\]"):
+    codes.read_table(str(tmp_path), "ADMISSIONS", ("hadm_id", "subject_id"))

