@@ -1,0 +1,1 @@
+"""Privacy tools: de-identification of DICOM files (`medjax.privacy.deid`)."""
