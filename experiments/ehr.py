@@ -21,6 +21,7 @@ from ml_collections import config_flags
 
 from medjax.engine import distributed
 from medjax.engine import runtime
+from medjax.engine import workdir as workdir_lib
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file[:preset].",
                                           lock_config=True)
@@ -46,12 +47,23 @@ def _train(config, workdir):
   return train.train_and_evaluate(config, workdir, task)
 
 
-def main(argv):
-  runtime.start(argv)
-  from medjax.ehr import crossval, external  # pylint: disable=import-outside-toplevel
+def _check_dirs():
+  """Refuses a bad workdir / output dir before any data is read or model built."""
   if _MODE.value == "evaluate":
     if not (_SET_DIR.value and _OUTPUT_DIR.value):
       raise app.UsageError("--mode=evaluate needs --set_dir and --output_dir")
+    workdir_lib.require_existing(_WORKDIR.value)
+    workdir_lib.require_existing(_SET_DIR.value, "--set_dir", "PhysioNet stay files")
+    workdir_lib.require_writable(_OUTPUT_DIR.value, "--output_dir")
+  else:
+    workdir_lib.require_writable(_WORKDIR.value)
+
+
+def main(argv):
+  runtime.start(argv)
+  _check_dirs()
+  from medjax.ehr import crossval, external  # pylint: disable=import-outside-toplevel
+  if _MODE.value == "evaluate":
     metrics = external.evaluate_on_set(_WORKDIR.value, _SET_DIR.value, _OUTPUT_DIR.value,
                                        _OUTCOMES.value, patient=_PATIENT.value)
     print("external metrics:", json.dumps(metrics))
@@ -75,4 +87,4 @@ def main(argv):
     print("final metrics:", " ".join(f"{k}={v:.4f}" for k, v in sorted(results.items())))
 
 if __name__ == "__main__":
-  app.run(main)
+  runtime.run(main)

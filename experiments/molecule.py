@@ -23,6 +23,7 @@ from ml_collections import config_flags
 
 from medjax.engine import distributed
 from medjax.engine import runtime
+from medjax.engine import workdir as workdir_lib
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file[:preset].",
                                           lock_config=True)
@@ -55,6 +56,7 @@ def train(config, workdir):
   for r in range(repeats):
     c, run_dir = run_config(config, r), workdir if repeats == 1 else f"{workdir}/run{r}"
     task = task_lib.MoleculeTask(c.task, c.batch_size, dataset)
+    task_lib.resolve_best_metric(c, task)  # before training: a bad name stops here
     task.write_run_files(run_dir)
     with open(os.path.join(run_dir, predict.CONFIG_FILE), "w", encoding="utf-8") as f:
       f.write(c.to_json(indent=1))
@@ -68,8 +70,21 @@ def train(config, workdir):
       print(f"{k} = {mean:.4f} +- {sd:.4f}  ({repeats} runs)")
 
 
+def _check_dirs():
+  """Refuses a bad workdir / output file before any data is read or model built."""
+  if _MODE.value != "predict":
+    workdir_lib.require_writable(_WORKDIR.value)
+    return
+  flag = "--predict_workdirs" if _PREDICT_WORKDIRS.value else "--workdir"
+  for run_dir in _PREDICT_WORKDIRS.value or [_WORKDIR.value]:
+    workdir_lib.require_existing(run_dir, flag)
+  if _OUTPUT_CSV.value:
+    workdir_lib.require_output_file(_OUTPUT_CSV.value, "--output_csv")
+
+
 def main(argv):
   runtime.start(argv)
+  _check_dirs()
   config, workdir = _CONFIG.value, _WORKDIR.value
   if _MODE.value == "predict":
     from medjax.molecule import predict  # pylint: disable=import-outside-toplevel
@@ -94,4 +109,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  runtime.run(main)

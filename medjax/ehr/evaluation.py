@@ -68,6 +68,7 @@ class MortalityEvaluator(Evaluator):
   def __init__(self, name: str, examples: Examples, indices, batch_size: int,
                pad_multiple: int = 1):
     self.name = name
+    self.final_only = name == "test"  # the test split: once, after training
     self.examples = examples
     self.indices = np.asarray(indices)
     self.batch_size = batch_size

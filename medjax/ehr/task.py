@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from medjax.engine.errors import InputError
 from medjax.engine.task import Task
 from medjax.ehr import codes as codes_lib
 from medjax.ehr import examples as ex
@@ -47,7 +48,7 @@ def input_kind(model: str) -> str:
   kinds = {"gru": "binned", "lstm": "binned", "grud": "binned", "transformer": "tokens",
            "retain": "codes"}
   if model not in kinds:
-    raise ValueError(f"unknown model {model!r} ({' | '.join(kinds)})")
+    raise InputError(f"unknown model {model!r} ({' | '.join(kinds)})")
   return kinds[model]
 
 
@@ -57,7 +58,7 @@ def shared_path(cfg, path: str) -> str:
     return path
   root = cfg.get("data_root") or os.environ.get("MEDJAX_SHARED_DATA")
   if not root:
-    raise ValueError(f"{path!r} is relative: set --config.task.data_root (or "
+    raise InputError(f"{path!r} is relative: set --config.task.data_root (or "
                      "$MEDJAX_SHARED_DATA) to the directory that holds it, or give an "
                      "absolute path")
   return os.path.join(root, path)
@@ -75,7 +76,7 @@ def load_dataset(cfg, set_dir: str = "", outcomes: str = ""):
     return codes_lib.load_mimic(shared_path(cfg, cfg.mimic_dir))
   if cfg.dataset == "eicu":
     return codes_lib.load_eicu(shared_path(cfg, cfg.eicu_dir), cfg.eicu_window_hours)
-  raise ValueError(f"unknown dataset {cfg.dataset!r} (synthetic | physionet | mimic | eicu)")
+  raise InputError(f"unknown dataset {cfg.dataset!r} (synthetic | physionet | mimic | eicu)")
 
 
 def make_splits(cfg, data) -> dict[str, np.ndarray]:
@@ -114,7 +115,7 @@ def load_or_fit_preprocessing(cfg, data, train, workdir: str, check: bool = True
     with open(path) as f:
       prep = json.load(f)
     if check and prep["run"] != run_fingerprint(cfg, train):
-      raise ValueError(f"{path} was fitted for {prep['run']}, not for this run "
+      raise InputError(f"{path} was fitted for {prep['run']}, not for this run "
                        f"{run_fingerprint(cfg, train)}: use a fresh workdir")
     return prep
   prep = fit_preprocessing(cfg, data, train)
@@ -132,7 +133,7 @@ def build_examples(cfg, data, prep: dict) -> ex.Examples:
     return ex.code_examples(data, prep["vocab"], cfg.max_codes)
   normaliser = Normaliser.from_dict(prep["normaliser"])
   if tuple(data.variables) != normaliser.variables:
-    raise ValueError(f"variables {data.variables} differ from the trained "
+    raise InputError(f"variables {data.variables} differ from the trained "
                      f"{normaliser.variables}")
   if kind == "binned":
     return ex.binned_examples(data, normaliser, cfg.num_bins, cfg.bin_hours)
@@ -173,7 +174,7 @@ class EhrTask(Task):
     self.eval_batch_size = cfg.eval_batch_size or batch_size
     self.pad_multiple = 1 if self.kind == "binned" else cfg.pad_multiple
     if cfg.imbalance not in ("weighted", "oversample", "none"):
-      raise ValueError(f"imbalance={cfg.imbalance!r}: weighted | oversample | none")
+      raise InputError(f"imbalance={cfg.imbalance!r}: weighted | oversample | none")
     self._evaluators = None
 
   # -- model interface ------------------------------------------------------------------

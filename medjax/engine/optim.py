@@ -36,3 +36,22 @@ def make_optimizer(opt_config, total_steps: int):
   if opt_config.grad_clip_norm:
     tx = optax.chain(optax.clip_by_global_norm(opt_config.grad_clip_norm), tx)
   return tx, schedule
+
+
+def partitioned(transforms) -> optax.GradientTransformation:
+  """One optimiser over a dict of parameter groups, each group with its own
+  transformation (a GAN's generator and discriminator, with their own learning
+  rates and betas). `update(grads, state, params)` with gradients for some groups
+  only updates those groups and leaves the others' state untouched, so a task's
+  `update` can step the groups in turn; it returns updates for those groups."""
+  def init(params):
+    return {name: tx.init(params[name]) for name, tx in transforms.items()}
+
+  def update(grads, state, params=None):
+    updates, new_state = {}, dict(state)
+    for name, group in grads.items():
+      group_params = None if params is None else params[name]
+      updates[name], new_state[name] = transforms[name].update(group, state[name],
+                                                               group_params)
+    return updates, new_state
+  return optax.GradientTransformation(init, update)

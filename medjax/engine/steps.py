@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import flax
@@ -13,7 +14,6 @@ import numpy as np
 import optax
 
 from medjax.engine import mesh as mesh_lib
-from medjax.engine import optim
 from medjax.engine import partitioning
 from medjax.engine.task import Task
 
@@ -25,6 +25,18 @@ class TrainState:
   model_state: Any  # non-parameter collections, e.g. batch_stats
   opt_state: Any
   rng: jax.Array  # raw uint32 key; the step key is fold_in(rng, step)
+  extra: Any = flax.struct.field(default_factory=dict)  # task-owned (Task.init_extra)
+
+
+@flax.struct.dataclass
+class UpdateContext:
+  """What a task's `update` is given inside the jitted step (see Task.update)."""
+  apply: Callable = flax.struct.field(pytree_node=False)  # (variables, batch, **kw)
+  tx: optax.GradientTransformation = flax.struct.field(pytree_node=False)
+  schedule: Callable = flax.struct.field(pytree_node=False)
+  # (loss_fn(params, batch) -> (loss, aux), params, batch) -> ((loss, aux), grads)
+  value_and_grad: Callable = flax.struct.field(pytree_node=False)
+  gradient_step: Callable = flax.struct.field(pytree_node=False)  # (state, batch, key)
 
 
 def _variables(params, model_state):
@@ -43,8 +55,10 @@ def make_init_fn(task: Task, tx: optax.GradientTransformation, example_batch):
                                 **task.model_inputs(example_batch), train=False)
     variables = flax.core.unfreeze(variables)
     params = variables.pop("params")
+    extra_rng, state_rng = jax.random.split(state_rng)
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=variables,
-                      opt_state=tx.init(params), rng=state_rng)
+                      opt_state=tx.init(params), rng=state_rng,
+                      extra=task.init_extra(extra_rng, params))
   return init
 
 
@@ -61,11 +75,27 @@ def create_state(task, tx, example_batch, mesh, seed: int,
   rng = jax.random.PRNGKey(seed)
   abstract = jax.eval_shape(init, rng)
   shardings = partitioning.tree_shardings(abstract, mesh, rules)
-  shardings = shardings.replace(step=mesh_lib.replicated(mesh), rng=mesh_lib.replicated(mesh))
+  shardings = shardings.replace(step=mesh_lib.replicated(mesh), rng=mesh_lib.replicated(mesh),
+                                extra=_extra_shardings(abstract.extra, shardings.extra, mesh))
   state = jax.jit(init, out_shardings=shardings)(rng)
   abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                           abstract, shardings)
   return state, shardings, abstract
+
+
+def _extra_shardings(extra, by_rules, mesh):
+  """`extra["batched"]` (per-environment or per-example arrays) is split over the
+  batch axes along its leading axis; the rest (e.g. an EMA copy of parameters)
+  follows the parameter rules."""
+  if not isinstance(extra, dict) or "batched" not in extra:
+    return by_rules
+  divisor = mesh_lib.batch_divisor(mesh)
+
+  def split(leaf):
+    if leaf.ndim and leaf.shape[0] % divisor == 0:
+      return mesh_lib.batch_sharding(mesh)
+    return mesh_lib.replicated(mesh)
+  return {**by_rules, "batched": jax.tree.map(split, extra["batched"])}
 
 
 def cast_floats(tree, dtype):
@@ -104,34 +134,47 @@ def make_apply(task: Task, compute_dtype: str = "float32"):
   return apply
 
 
-def make_train_step(task: Task, tx, schedule, mesh, state_shardings,
-                    compute_dtype: str = "float32"):
-  """Jitted (state, batch) -> (state, metrics); the input state is donated."""
-  apply = make_apply(task, compute_dtype)
+def value_and_grad(loss_fn, params, batch):
+  """The engine's gradient rule: d loss_fn(params, batch) / d params, with aux."""
+  return jax.value_and_grad(loss_fn, has_aux=True)(params, batch)
 
-  def train_step(state: TrainState, batch):
-    step_rng = jax.random.fold_in(state.rng, state.step)
-    augment_rng, dropout_rng = jax.random.split(step_rng)
+
+def make_gradient_step(task: Task, apply, tx, schedule, grad_fn=value_and_grad):
+  """The default update: augment, forward + loss, gradient, optimiser step."""
+  def gradient_step(state: TrainState, batch, key):
+    augment_rng, dropout_rng = jax.random.split(key)
     batch = task.augment(batch, augment_rng)
     mutable = list(state.model_state.keys()) or False
 
-    def loss_fn(params):
+    def loss_fn(params, batch):
       out = apply(_variables(params, state.model_state), batch, train=True,
                   rngs={"dropout": dropout_rng}, mutable=mutable)
       outputs, new_model_state = out if mutable else (out, state.model_state)
       loss, metrics = task.loss(outputs, batch)
       return loss, (metrics, new_model_state)
 
-    (loss, (metrics, model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        state.params)
+    (loss, (metrics, model_state)), grads = grad_fn(loss_fn, state.params, batch)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     metrics = {**metrics, "loss": loss, "grad_norm": optax.tree.norm(grads),
                "learning_rate": schedule(state.step)}
-    new_state = state.replace(step=state.step + 1, params=params,
-                              model_state=flax.core.unfreeze(model_state),
-                              opt_state=opt_state)
-    return new_state, metrics
+    return state.replace(params=params, model_state=flax.core.unfreeze(model_state),
+                         opt_state=opt_state), metrics
+  return gradient_step
+
+
+def make_train_step(task: Task, tx, schedule, mesh, state_shardings,
+                    compute_dtype: str = "float32"):
+  """Jitted (state, batch) -> (state, metrics) running `task.update`; the input
+  state is donated. The step key is fold_in(state.rng, state.step)."""
+  apply = make_apply(task, compute_dtype)
+  ctx = UpdateContext(apply=apply, tx=tx, schedule=schedule, value_and_grad=value_and_grad,
+                      gradient_step=make_gradient_step(task, apply, tx, schedule))
+
+  def train_step(state: TrainState, batch):
+    key = jax.random.fold_in(state.rng, state.step)
+    new_state, metrics = task.update(state, batch, key, ctx)
+    return new_state.replace(step=state.step + 1), metrics
 
   return jax.jit(train_step, donate_argnums=(0,),
                  out_shardings=(state_shardings, mesh_lib.replicated(mesh)))
@@ -143,7 +186,7 @@ def build(task: Task, config, mesh, total_steps: int | None = None):
   Returns (state, train_step, abstract state). `total_steps` (default
   `config.total_steps`) sets the learning-rate schedule's length.
   """
-  tx, schedule = optim.make_optimizer(config.optimizer, total_steps or config.total_steps)
+  tx, schedule = task.optimizer(config.optimizer, total_steps or config.total_steps)
   state, shardings, abstract = create_state(task, tx, task.example_batch(1), mesh,
                                             config.seed, config.logical_axis_rules)
   return state, make_train_step(task, tx, schedule, mesh, shardings,

@@ -15,7 +15,15 @@ The trainer (`medjax.engine.train`) knows no task. A task hands it:
   iterator state the trainer checkpoints.
 * `example_batch(batch_size)`: one numpy batch with the training shapes (for init).
 * `evaluators()`: objects with `name` and `run(predict_fn)` yielding `(name, value)`.
+  The engine adds `<evaluator>/loss`: `loss` over the batches the evaluator predicts
+  on, weighted by their real examples (when those batches carry `_mask`). An
+  evaluator with `final_only = True` (a test split) runs once, at the end of
+  training, on the selected checkpoint; the others at every evaluation.
 * `report(predict_fn, workdir)`: optional figures / files written at the end of a run.
+* `optimizer`, `init_extra`, `update`: optional; a task whose training is not one
+  supervised gradient step (a GAN's two optimisers, an RL rollout and update)
+  overrides them and keeps everything else of the engine: mesh, jit with
+  donation, checkpoints and resume, SIGTERM, NaN stop, writers.
 * `native_precision`: True if the model applies `config.compute_dtype` itself;
   otherwise the engine casts parameters and inputs for it (`steps.make_apply`),
   except the model inputs named in `float32_inputs`.
@@ -38,9 +46,14 @@ PredictFn = Callable[[Batch], Any]  # host batch -> host (numpy) model outputs
 
 
 class Evaluator(abc.ABC):
-  """Runs a prediction function over a dataset and yields `(name, value)`."""
+  """Runs a prediction function over a dataset and yields `(name, value)`.
+
+  `final_only`: run only once, after training, on the checkpoint the run selects
+  (the best one if kept): for test splits, whose metrics must not steer training.
+  """
 
   name: str = "eval"
+  final_only: bool = False
 
   @abc.abstractmethod
   def run(self, predict_fn: PredictFn) -> Iterator[tuple[str, float]]:
@@ -81,3 +94,34 @@ class Task(abc.ABC):
   def report(self, predict_fn: PredictFn, workdir: str) -> dict[str, float]:
     del predict_fn, workdir
     return {}
+
+  # -- Training-update extension points (defaults: one supervised gradient step) --
+
+  def optimizer(self, optimizer_config, total_steps: int):
+    """(optax transformation, learning-rate schedule); `tx.init(params)` is the
+    checkpointed optimiser state. A task with several optimisers (a GAN) returns
+    one transformation whose state holds them all (`medjax.engine.optim.Partitioned`)."""
+    from medjax.engine import optim  # pylint: disable=import-outside-toplevel
+    return optim.make_optimizer(optimizer_config, total_steps)
+
+  def init_extra(self, rng: jax.Array, params: Any) -> Any:
+    """Task-owned training state beside the model (environment states of a
+    rollout, an EMA copy of weights): a pytree kept in `TrainState.extra`,
+    donated and checkpointed like the rest. Arrays under the key "batched" (one
+    row per environment or example) are split over the mesh's batch axes along
+    their leading axis; the others follow the parameter sharding rules."""
+    del rng, params
+    return {}
+
+  def update(self, state, batch: Batch, key: jax.Array, ctx) -> tuple[Any, dict]:
+    """One training update inside the jitted, sharded step: returns (state, metrics).
+
+    `ctx` (`medjax.engine.steps.UpdateContext`) gives the precision-aware `apply`,
+    the optimiser `tx` and `schedule`, `value_and_grad` (the engine's gradient
+    rule, so engine-level options such as per-example clipping apply to any
+    task) and `gradient_step`, the default below. Overriding tasks (GAN: two
+    optimisers; RL: rollout + PPO epochs) return the new params / model_state /
+    opt_state / extra; the engine advances `state.step`. `metrics["loss"]` must
+    exist: the trainer stops on a non-finite value.
+    """
+    return ctx.gradient_step(state, batch, key)

@@ -1,8 +1,10 @@
 """The one training program shared by every task.
 
 Sections: set-up (mesh, optimiser, state) -> resume -> loop (step, log, evaluate,
-checkpoint) -> final evaluation and report. Resume order: an existing checkpoint
-in `workdir/checkpoints` (state, RNG and data position), else a fresh start.
+checkpoint) -> final evaluation and report. Resume order: the newest checkpoint in
+`workdir/checkpoints` that can be read (state, RNG and data position; unreadable
+ones are moved to `workdir/checkpoints_corrupt`), else a fresh start. Evaluators
+marked `final_only` (test splits) run once, at the end, on the selected checkpoint.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 import signal
 import sys
 import tempfile
+import time
 
 import jax
 import numpy as np
@@ -19,6 +22,7 @@ from absl import logging
 from jax.experimental import multihost_utils
 
 from medjax.engine import checkpoint as checkpoint_lib
+from medjax.engine import evaluation
 from medjax.engine import mesh as mesh_lib
 from medjax.engine import plots
 from medjax.engine import steps
@@ -85,15 +89,6 @@ def _check_config(config, mesh):
     raise ValueError(f"config.total_steps={config.total_steps} must be positive")
 
 
-def evaluate(task: Task, predict, state) -> dict[str, float]:
-  """Runs every evaluator of the task; returns {"<evaluator>/<metric>": value}."""
-  results = {}
-  for evaluator in task.evaluators():
-    for name, value in evaluator.run(lambda batch: predict(state, batch)):
-      results[f"{evaluator.name}/{name}"] = float(value)
-  return results
-
-
 def _flush(pending, step, ckpt):
   """Host-syncs the step metrics since the last flush; stops on a non-finite loss."""
   host = jax.device_get(pending)
@@ -121,23 +116,28 @@ def train_and_evaluate(config, workdir: str, task: Task) -> dict[str, float]:
                                      config.best_mode, config.async_checkpoints)
   data = iter(task.train_dataset(config.batch_size // jax.process_count(), config.seed,
                                  jax.process_index(), jax.process_count()))
-  if ckpt.latest_step() is not None:
-    state, data_state = ckpt.restore(abstract)
+  restored = ckpt.restore_latest(abstract)
+  if restored is not None:
+    state, data_state = restored
     if data_state is not None:
       data.set_state(data_state)
     logging.info("Resumed from %s at step %d", ckpt.latest.directory, int(state.step))
 
-  predict = steps.make_predict_fn(task, mesh, config.compute_dtype)
-  writer = writers.MetricWriter(workdir)
+  evals = evaluation.Evaluations(task, steps.make_predict_fn(task, mesh, config.compute_dtype))
+  if ckpt.best is not None:
+    evals.check_best_metric(config.best_metric)
+  start = int(state.step)
+  writer = writers.MetricWriter(workdir, resume_step=start,
+                                redo_evaluations=start >= config.total_steps)
   preemption = _Preemption()
   try:
-    state, steps_per_sec = _loop(config, task, mesh, state, data, train_step, predict, ckpt,
+    state, steps_per_sec = _loop(config, mesh, state, data, train_step, evals, ckpt,
                                  writer, preemption)
     if int(state.step) < config.total_steps:
       logging.warning("Stopped at step %d on SIGTERM; rerun the same command to resume.",
                       int(state.step))
       return {"preempted_at_step": float(state.step)}
-    return _finish(config, workdir, task, state, abstract, predict, ckpt, writer,
+    return _finish(config, workdir, task, state, abstract, evals, ckpt, writer,
                    steps_per_sec)
   finally:
     preemption.restore()
@@ -146,18 +146,22 @@ def train_and_evaluate(config, workdir: str, task: Task) -> dict[str, float]:
     writer.close()
 
 
-def _loop(config, task, mesh, state, data, train_step, predict, ckpt, writer, preemption):
+def _loop(config, mesh, state, data, train_step, evals, ckpt, writer, preemption):
   """Steps until `config.total_steps` or SIGTERM; logs, evaluates and checkpoints."""
   step = first = int(state.step)
   progress = writers.Progress(config.total_steps, step, config.batch_size)
   pending = []
   stop = False
+  if step < config.total_steps:
+    logging.info("Step %d: compiling the train step (first step)...", step + 1)
+    started = time.perf_counter()
   while step < config.total_steps and not stop:
     state, metrics = train_step(state, mesh_lib.shard_batch(next(data), mesh))
     pending.append(metrics)
     step += 1
     if step == first + 1:
       jax.block_until_ready(metrics)
+      logging.info("First step compiled and ran in %.1f s.", time.perf_counter() - started)
       progress.start(step)
     stop = preemption.stop(step)
     last = step == config.total_steps or stop
@@ -171,43 +175,54 @@ def _loop(config, task, mesh, state, data, train_step, predict, ckpt, writer, pr
         scalars["train/steps_per_sec"] = progress.steps_per_sec
       writer.write_scalars(step, scalars)
     if is_eval:
-      _evaluate_and_log(task, predict, state, step, writer, ckpt)
+      _evaluate_and_log(evals, state, step, writer, ckpt)
     if is_ckpt:
       ckpt.save(step, state, data.get_state(), force=True)
   return state, progress.steps_per_sec
 
 
-def _evaluate_and_log(task, predict, state, step, writer, ckpt):
-  results = evaluate(task, predict, state)
+def _evaluate_and_log(evals, state, step, writer, ckpt):
+  """The periodic evaluators at `step`: logged, written, offered as the best checkpoint."""
+  results = evals.run(state)
   writer.write_scalars(step, results)
-  logging.info("step %d eval: %s", step, _fmt(results))
+  logging.info("step %d eval: %s", step, evaluation.fmt(results))
   ckpt.save_best(step, state, results)
   return results
 
 
-def _finish(config, workdir, task, state, abstract, predict, ckpt, writer, steps_per_sec):
-  """Final evaluation (at the best checkpoint if one is kept), report and figures."""
+def _finish(config, workdir, task, state, abstract, evals, ckpt, writer, steps_per_sec):
+  """Final evaluation (at the best checkpoint if one is kept), final-only evaluators
+  (on that same checkpoint), report and figures."""
   step = int(state.step)
-  results = _evaluate_and_log(task, predict, state, step, writer, ckpt)
+  results = _evaluate_and_log(evals, state, step, writer, ckpt)
   summary = {"step": step, "train_steps_per_sec": steps_per_sec,
              "train_examples_per_sec": steps_per_sec * config.batch_size, "last": results}
   ckpt.wait()
-  if ckpt.best is not None and ckpt.best_step() is not None:
-    state, _ = ckpt.restore(abstract, best=True)
-    results = evaluate(task, predict, state)
-    summary.update(best_step=ckpt.best_step(), best=results)
-    logging.info("best checkpoint (step %d): %s", ckpt.best_step(), _fmt(results))
+  best = ckpt.restore_best(abstract) if ckpt.best is not None else None
+  selected = step
+  if best is not None:
+    state, selected = best, ckpt.best_step()
+    results = evals.run(state)
+    logging.info("best checkpoint (step %d): %s", selected, evaluation.fmt(results))
+  elif ckpt.best is not None:
+    logging.warning("No best checkpoint could be restored: the final-only evaluators "
+                    "and the report use the last step (%d).", step)
+  final = evals.run(state, final=True)
+  if final:
+    writer.write_scalars(step, final)
+    logging.info("final-only evaluation (checkpoint of step %d): %s", selected,
+                 evaluation.fmt(final))
+    summary["final_only_step"] = selected
+  results = {**results, **final}
+  summary.update({"best_step": selected, "best": results} if best is not None else
+                 {"last": results})
   # The report predicts (a collective step), so every process makes it; only
   # process 0 keeps its files.
   with tempfile.TemporaryDirectory() as scratch:
     out = workdir if jax.process_index() == 0 else scratch
-    summary["report"] = task.report(lambda batch: predict(state, batch), out)
+    summary["report"] = task.report(lambda batch: evals.predict(state, batch), out)
   if jax.process_index() == 0:
     with open(os.path.join(workdir, "metrics.json"), "w", encoding="utf-8") as f:
       json.dump(summary, f, indent=2, default=float)
     plots.learning_curves(writer.jsonl_path, os.path.join(workdir, "learning_curves.png"))
   return results
-
-
-def _fmt(results):
-  return ", ".join(f"{k}={v:.4f}" for k, v in sorted(results.items()))

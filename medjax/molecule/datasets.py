@@ -3,7 +3,9 @@
 `load(spec, path)` reads a CSV, featurises every SMILES once and caches the graph
 arrays as `.npz` in `cache_dir`, keyed by the file's hash and the featuriser version.
 Invalid SMILES are skipped, counted and kept as `(row, smiles)` in `invalid`; `row`
-is the 0-based data row of the CSV (header and comment lines not counted).
+is the 0-based data row of the CSV (header, comment and blank lines not counted) and
+`lines[row]` its line in the file (what messages report). Empty target cells are
+missing labels (NaN), counted per task by `missing_labels()`.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from medjax.engine.errors import InputError
 from medjax.molecule import descriptors as descriptors_lib
-from medjax.molecule import featurize, graphs
+from medjax.molecule import featurize, graphs, table as table_lib
 
 TASK_TYPES = ("regression", "binary", "multiclass")
 TOX21_TASKS = ("NR-AR", "NR-AR-LBD", "NR-AhR", "NR-Aromatase", "NR-ER", "NR-ER-LBD",
@@ -71,19 +74,21 @@ def resolve(name: str, data_dir: str | os.PathLike | None = None) -> tuple[Datas
   if name == "tpsa":
     return TPSA, tpsa_path()
   if name not in MOLECULENET:
-    raise ValueError(f"unknown dataset {name!r}; one of tpsa, {', '.join(MOLECULENET)}")
+    raise InputError(f"--config.task.dataset={name!r}: unknown; one of tpsa, csv, "
+                     f"{', '.join(MOLECULENET)}")
   spec = MOLECULENET[name]
   if data_dir:
     folder = Path(data_dir)
   elif shared_data_dir() is not None:
     folder = shared_data_dir() / "moleculenet"
   else:
-    raise ValueError(f"dataset {name!r}: set --config.task.data_dir (or $MEDJAX_SHARED_DATA) "
+    raise InputError(f"dataset {name!r}: set --config.task.data_dir (or $MEDJAX_SHARED_DATA) "
                      f"to the folder holding {spec.filename}")
   for candidate in (folder / spec.filename, folder / (spec.filename + ".gz")):
     if candidate.exists():
       return spec, candidate
-  raise FileNotFoundError(f"{spec.filename}[.gz] not found in {folder}")
+  raise InputError(f"dataset {name!r}: {spec.filename}[.gz] not found in {folder} "
+                   "(--config.task.data_dir)")
 
 
 @dataclasses.dataclass
@@ -99,26 +104,33 @@ class MoleculeDataset:
   descriptors: np.ndarray | None  # raw [molecules, len(descriptors.NAMES)]
   featurize_seconds: float
   from_cache: bool
+  path: str = ""
+  lines: np.ndarray | None = None  # [CSV data rows] file line of each data row
 
   def __len__(self) -> int:
     return len(self.smiles)
 
+  def where(self, row: int) -> str:
+    """'<file> line <n>' of CSV data row `row`."""
+    return f"{self.path} line {int(self.lines[row])}"
 
-def read_table(spec: DatasetSpec, path: str | os.PathLike) -> pd.DataFrame:
-  if spec.column_names:
-    # Headerless files may open with '#' lines ('#' is also a SMILES triple bond).
-    with open(path) as f:
-      skip = next((i for i, line in enumerate(f) if not line.startswith("#")), 0)
-    return pd.read_csv(path, header=None, names=list(spec.column_names), skiprows=skip,
-                       keep_default_na=False, dtype=str)
-  return pd.read_csv(path, keep_default_na=False, dtype=str)
+  def missing_labels(self) -> dict[str, int]:
+    """Per task, the valid molecules whose label is missing."""
+    counts = np.isnan(self.targets).sum(0)
+    return {name: int(c) for name, c in zip(self.task_names, counts)}
 
 
-def target_columns(spec: DatasetSpec, frame: pd.DataFrame) -> tuple[str, ...]:
+def read_table(spec: DatasetSpec, path: str | os.PathLike) -> table_lib.Table:
+  """Every cell as a string, with the file line of each data row."""
+  return table_lib.read(path, spec.column_names)
+
+
+def target_columns(spec: DatasetSpec, frame: pd.DataFrame, path="") -> tuple[str, ...]:
   if spec.target_columns is not None:
     missing = [c for c in spec.target_columns if c not in frame.columns]
     if missing:
-      raise KeyError(f"target columns {missing} not in {list(frame.columns)}")
+      raise InputError(f"{path}: target columns {missing} not in its columns "
+                       f"{list(frame.columns)} (--config.task.target_columns)")
     return tuple(spec.target_columns)
   skip = {spec.smiles_column, *spec.exclude}
   return tuple(c for c in frame.columns if c not in skip)
@@ -160,19 +172,23 @@ def load(spec: DatasetSpec, path: str | os.PathLike, cache_dir=None,
          with_descriptors: bool = False, require_targets: bool = True) -> MoleculeDataset:
   """Reads, featurises (or loads the cache) and aligns targets with valid molecules."""
   if spec.task_type not in TASK_TYPES:
-    raise ValueError(f"task_type {spec.task_type!r} not in {TASK_TYPES}")
-  frame = read_table(spec, path)
+    raise InputError(f"--config.task.task_type={spec.task_type!r}: not one of {TASK_TYPES}")
+  table = read_table(spec, path)
+  frame = table.frame
   if spec.smiles_column not in frame.columns:
-    raise KeyError(f"SMILES column {spec.smiles_column!r} not in {list(frame.columns)}")
+    raise InputError(f"{path}: SMILES column {spec.smiles_column!r} not in its columns "
+                     f"{list(frame.columns)}")
   smiles = frame[spec.smiles_column].tolist()
-  tasks = target_columns(spec, frame) if require_targets else ()
-  values = frame[list(tasks)].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
+  tasks = target_columns(spec, frame, path) if require_targets else ()
+  if require_targets and not tasks:
+    raise InputError(f"{path}: no target columns besides {spec.smiles_column!r}")
+  values = table_lib.numeric_columns(table, tasks)
   feats, desc, seconds, from_cache = _featurize_cached(
       smiles, path, spec, cache_dir, with_descriptors)
   return MoleculeDataset(
       task_type=spec.task_type, task_names=tasks,
       smiles=[smiles[i] for i in feats.valid], rows=feats.valid,
-      targets=values.reshape(len(frame), len(tasks))[feats.valid],
+      targets=values[feats.valid],
       store=feats.store, invalid=[(int(i), smiles[i]) for i in feats.invalid],
-      descriptors=desc, featurize_seconds=seconds, from_cache=from_cache)
-
+      descriptors=desc, featurize_seconds=seconds, from_cache=from_cache,
+      path=str(path), lines=table.lines)

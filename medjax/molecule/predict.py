@@ -2,9 +2,10 @@
 
 Each workdir holds `config.json` (written by experiments/molecule.py), the task
 metadata (`molecule_task.json`: target scaling, task names, descriptor normaliser)
-and checkpoints; the training data are not needed. Output: one row per input row,
-`valid` = 0 for SMILES RDKit rejects (their predictions are empty); with several
-models, the ensemble mean and `<task>_std` (spread across models).
+and checkpoints; the training data are not needed. Output: one row per input row
+(`row`: 0-based data row, `line`: its line in the input file), `valid` = 0 for
+SMILES RDKit rejects (their predictions are empty); with several models, the
+ensemble mean and `<task>_std` (spread across models).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import numpy as np
 import pandas as pd
 
 from medjax.engine import restore
+from medjax.engine import task as engine_task
+from medjax.engine.errors import InputError
 from medjax.molecule import batching, datasets
 from medjax.molecule import task as task_lib
 
@@ -32,16 +35,25 @@ def run_dirs(workdirs: Sequence[str]) -> list[str]:
     if os.path.exists(os.path.join(w, task_lib.METADATA_FILE)):
       found.append(w)
       continue
-    subs = sorted(d for d in os.listdir(w) if d.startswith("run") and os.path.exists(
-        os.path.join(w, d, task_lib.METADATA_FILE)))
+    subs = sorted(d for d in (os.listdir(w) if os.path.isdir(w) else ())
+                  if d.startswith("run")
+                  and os.path.exists(os.path.join(w, d, task_lib.METADATA_FILE)))
     if not subs:
-      raise FileNotFoundError(f"no {task_lib.METADATA_FILE} in {w} or its run*/ subdirs")
+      raise InputError(f"{w}: not a trained molecule workdir (no {task_lib.METADATA_FILE} "
+                       "in it or in its run*/ subdirectories); train it first")
     found += [os.path.join(w, d) for d in subs]
   return found
 
 
-class Predictor(task_lib.ModelSpec):
-  """A trained model's spec, batching the molecules of one input file."""
+class Predictor(task_lib.ModelSpec, engine_task.Task):
+  """A trained model's spec, batching the molecules of one input file: a task
+  for prediction only (the engine restores its state; it never trains)."""
+
+  def loss(self, outputs, batch):
+    raise NotImplementedError("a Predictor predicts; train with MoleculeTask")
+
+  def train_dataset(self, batch_size, seed, shard_index=0, shard_count=1):
+    raise NotImplementedError("a Predictor predicts; train with MoleculeTask")
 
   def attach(self, data: datasets.MoleculeDataset, graphs_per_block: int = 64):
     desc = None
@@ -103,8 +115,9 @@ def predict_csv(workdirs: Sequence[str], csv_path: str, output_path: str,
   """Writes and returns the prediction table (ensemble mean / sd over workdirs)."""
   runs = [predict_with(w, csv_path, smiles_column) for w in run_dirs(workdirs)]
   data, _, spec = runs[0]
-  frame = datasets.read_table(datasets.DatasetSpec("", smiles_column), csv_path)
-  out = pd.DataFrame({"row": np.arange(len(frame)), "smiles": frame[smiles_column]})
+  table = datasets.read_table(datasets.DatasetSpec("", smiles_column), csv_path)
+  out = pd.DataFrame({"row": np.arange(len(table.frame)), "line": table.lines,
+                      "smiles": table.frame[smiles_column]})
   out["valid"] = 0
   out.loc[data.rows, "valid"] = 1
   if len(data):

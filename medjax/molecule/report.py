@@ -1,4 +1,5 @@
-"""Files a molecule run leaves in its workdir: predictions, invalid SMILES, figures."""
+"""Files a molecule run leaves in its workdir: predictions, invalid SMILES, label
+counts, figures."""
 
 from __future__ import annotations
 
@@ -74,8 +75,17 @@ def write_predictions(path: str, smiles: Sequence[str], rows, names: Sequence[st
   frame.to_csv(path, index=False)
 
 
-def write_invalid(path: str, invalid: Sequence[tuple[int, str]]) -> None:
-  pd.DataFrame(list(invalid), columns=["row", "smiles"]).to_csv(path, index=False)
+def write_invalid(path: str, invalid: Sequence[tuple[int, str]], lines) -> None:
+  """`line`: the input file's line (header = line 1); `row`: the 0-based data row."""
+  rows = [r for r, _ in invalid]
+  pd.DataFrame({"line": np.asarray(lines, np.int64)[rows], "row": rows,
+                "smiles": [s for _, s in invalid]}).to_csv(path, index=False)
+
+
+def write_label_counts(path: str, missing: dict[str, int], molecules: int) -> None:
+  """Per task: molecules (valid SMILES) with a label and without one."""
+  pd.DataFrame({"task": list(missing), "labelled": [molecules - m for m in missing.values()],
+                "missing": list(missing.values())}).to_csv(path, index=False)
 
 
 def figure_path(workdir: str, name: str) -> str:

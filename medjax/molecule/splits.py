@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 from rdkit.Chem.Scaffolds import MurckoScaffold
 
+from medjax.engine.errors import InputError
 from medjax.molecule import featurize
 
 KINDS = ("random", "scaffold", "scaffold_sorted", "stratified")
@@ -27,7 +28,8 @@ Split = dict[str, np.ndarray]
 
 def _sizes(n: int, fractions: Sequence[float]) -> tuple[int, int]:
   if len(fractions) != 3 or abs(sum(fractions) - 1) > 1e-6:
-    raise ValueError(f"split fractions {fractions} must be 3 numbers summing to 1")
+    raise InputError(f"--config.task.split_fractions={tuple(fractions)}: must be 3 numbers "
+                     "summing to 1 (train, val, test)")
   return int(fractions[0] * n), int(fractions[1] * n)
 
 
@@ -130,7 +132,7 @@ def fold_ids(kind: str, k: int, seed: int, smiles=None, groups=None) -> np.ndarr
       f = int(np.argmin(load))
       fold[group], load[f] = f, load[f] + len(group)
     return fold
-  raise ValueError(f"unknown split {kind!r}; one of {KINDS}")
+  raise InputError(f"--config.task.split={kind!r}: unknown; one of {KINDS}")
 
 
 def fold_split(fold: np.ndarray, r: int) -> Split:
@@ -153,4 +155,4 @@ def make_split(kind: str, smiles: Sequence[str], targets: np.ndarray, task_type:
     return scaffold_split(smiles, fractions, seed, balanced=kind == "scaffold")
   if kind == "stratified":
     return stratified_split(groups, fractions, seed)
-  raise ValueError(f"unknown split {kind!r}; one of {KINDS}")
+  raise InputError(f"--config.task.split={kind!r}: unknown; one of {KINDS}")

@@ -22,19 +22,26 @@ import optax
 from absl import logging
 
 from medjax.engine import task as task_lib
+from medjax.engine.errors import InputError
 from medjax.molecule import batching, datasets, descriptors, models, report, splits
 from medjax.molecule import metrics as metrics_lib
 
 GRAPH_KEYS = ("atom_features", "bond_features", "edge_src", "edge_dst", "edge_rev",
               "node_graph", "node_mask", "edge_mask")
 METADATA_FILE = "molecule_task.json"
+AUTO = "auto"  # config.best_metric / best_mode: derived from the task type
+# Metrics where lower is better (best_mode=auto picks "min" for these).
+_LOWER_IS_BETTER = ("loss", "rmse", "mae", "cross_entropy")
 
 
 def load_dataset(cfg: ml_collections.ConfigDict) -> datasets.MoleculeDataset:
   """The dataset a `task` config names: `csv` (generic), `tpsa` or a MoleculeNet name."""
   if cfg.dataset == "csv":
     if not cfg.csv_path:
-      raise ValueError("task.dataset=csv needs task.csv_path (and target_columns)")
+      raise InputError("--config.task.dataset=csv needs --config.task.csv_path (and "
+                       "--config.task.target_columns)")
+    if not os.path.isfile(cfg.csv_path):
+      raise InputError(f"--config.task.csv_path={cfg.csv_path}: no such file")
     columns = tuple(c.strip() for c in cfg.target_columns.split(",") if c.strip())
     spec = datasets.DatasetSpec(os.path.basename(cfg.csv_path), cfg.smiles_column,
                                 columns or None, cfg.task_type)
@@ -55,6 +62,7 @@ class Evaluator(task_lib.Evaluator):
 
   def __init__(self, name: str, task: MoleculeTask, ids: np.ndarray):
     self.name, self._task, self._ids = name, task, ids
+    self.final_only = name == "test"  # the test split: once, after training
 
   def run(self, predict_fn):
     predictions = self._task.predict(predict_fn, self._ids)
@@ -141,7 +149,12 @@ class MoleculeTask(ModelSpec, task_lib.Task):
                  len(self.data), len(self.data.invalid), self.data.featurize_seconds,
                  " (cache)" if self.data.from_cache else "")
     for row, smiles in self.data.invalid[:10]:
-      logging.warning("invalid SMILES skipped: row %d %r", row, smiles)
+      logging.warning("invalid SMILES skipped: %s: %r", self.data.where(row), smiles)
+    if len(self.data.invalid) > 10:
+      logging.warning("... and %d more invalid SMILES (all in invalid_smiles.csv)",
+                      len(self.data.invalid) - 10)
+    for name, missing in self.data.missing_labels().items():
+      logging.info("task %s: %d of %d molecules have no label", name, missing, len(self.data))
     self.split = splits.make_split(cfg.split, self.data.smiles, self.data.targets,
                                    self.task_type, tuple(cfg.split_fractions),
                                    cfg.split_seed, cfg.folds, cfg.fold)
@@ -232,6 +245,16 @@ class MoleculeTask(ModelSpec, task_lib.Task):
       return metrics_lib.binary(targets, predictions, names)
     return metrics_lib.multiclass(targets, predictions, names)
 
+  def metric_names(self) -> list[str]:
+    """Names reported at every evaluation: `val/<metric>` of `score`, and `val/loss`
+    (which the engine adds for evaluators whose batches carry `_mask`)."""
+    if not len(self.split["val"]):
+      return []
+    tasks = len(self.task_names)
+    shape = (0, tasks, self.num_classes) if self.task_type == "multiclass" else (0, tasks)
+    names = self.score(np.zeros(0, np.int64), np.zeros(shape))
+    return [f"val/{k}" for k in (*names, "loss")]
+
   def evaluators(self):
     return [Evaluator(name, self, self.split[name]) for name in ("val", "test")
             if len(self.split[name])]
@@ -239,16 +262,21 @@ class MoleculeTask(ModelSpec, task_lib.Task):
   # ----- run outputs -------------------------------------------------------------
 
   def write_run_files(self, workdir: str) -> None:
-    """Metadata for prediction and the invalid SMILES (row, string) of the input."""
+    """Metadata for prediction, the invalid SMILES (file line, row, string) of the
+    input and the labelled / missing counts per task (`labels.csv`)."""
     with open(report.figure_path(workdir, METADATA_FILE), "w") as f:
       json.dump(self.metadata(), f, indent=1)
-    report.write_invalid(report.figure_path(workdir, "invalid_smiles.csv"), self.data.invalid)
+    report.write_invalid(report.figure_path(workdir, "invalid_smiles.csv"), self.data.invalid,
+                         self.data.lines)
+    report.write_label_counts(report.figure_path(workdir, "labels.csv"),
+                              self.data.missing_labels(), len(self.data))
 
   def report(self, predict_fn, workdir: str) -> dict[str, float]:
     self.write_run_files(workdir)
     ids = self.split["test"]
     out = {"data/molecules": float(len(self.data)),
            "data/invalid_smiles": float(len(self.data.invalid)),
+           "data/missing_labels": float(sum(self.data.missing_labels().values())),
            "data/featurize_seconds": self.data.featurize_seconds}
     if not len(ids):
       return out
@@ -266,3 +294,26 @@ class MoleculeTask(ModelSpec, task_lib.Task):
       report.plot_roc(targets, pred, self.task_names,
                       report.figure_path(workdir, "test_roc.png"), title)
     return out
+
+
+def default_best_metric(task_type: str) -> str:
+  return "val/rmse" if task_type == "regression" else "val/roc_auc"
+
+
+def resolve_best_metric(config: ml_collections.ConfigDict, task: MoleculeTask) -> None:
+  """Sets `config.best_metric` / `best_mode` left at "auto" from the task type, and
+  checks an explicit best metric against the task's evaluation metrics."""
+  names = task.metric_names()
+  if config.best_metric == AUTO:
+    config.best_metric = default_best_metric(task.task_type) if names else ""
+    if not names:
+      logging.warning("no validation split: no best checkpoint is kept")
+  elif config.best_metric and config.best_metric not in names:
+    valid = ", ".join(names) if names else "none (the validation split is empty)"
+    raise InputError(f"--config.best_metric={config.best_metric!r} is not an evaluation "
+                     f"metric of this {task.task_type} task; valid: {valid}")
+  if config.best_mode == AUTO:
+    metric = config.best_metric.split("/")[1] if config.best_metric else ""
+    config.best_mode = "min" if metric in _LOWER_IS_BETTER else "max"
+  elif config.best_mode not in ("min", "max"):
+    raise InputError(f"--config.best_mode={config.best_mode!r}: one of auto, min, max")

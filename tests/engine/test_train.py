@@ -25,7 +25,9 @@ def _final_params(workdir, task, config):
 def test_writes_metrics_figures_and_checkpoints(tmp_path):
   config = toy_config(best_metric="val/mse", best_mode="min")
   results = train.train_and_evaluate(config, str(tmp_path), ToyTask())
-  assert set(results) == {"val/mse"}
+  assert set(results) == {"val/mse", "val/loss"}
+  # The engine's validation loss: the task's loss over the evaluator's one batch.
+  assert results["val/loss"] == pytest.approx(results["val/mse"], rel=1e-5)
   summary = json.loads((tmp_path / "metrics.json").read_text())
   assert summary["step"] == 12 and summary["best_step"] in (4, 8, 12)
   assert results["val/mse"] == pytest.approx(summary["best"]["val/mse"])

@@ -48,13 +48,15 @@ class _MSE(Evaluator):
 class ToyTask(Task):
   """y = x @ w + noise; `on_element` is called for each element read (for tests)."""
 
-  def __init__(self, n=64, dim=4, seed=0, on_element=None, nan_after=None):
+  def __init__(self, n=64, dim=4, seed=0, on_element=None, nan_after=None,
+               extra_evaluators=()):
     rng = np.random.default_rng(seed)
     self.x = rng.normal(size=(n, dim)).astype(np.float32)
     self.y = (self.x @ rng.normal(size=dim) + 0.1 * rng.normal(size=n)).astype(np.float32)
     self.model = _MLP()
     self.on_element = on_element
     self.nan_after = nan_after
+    self.extra_evaluators = list(extra_evaluators)
 
   def model_inputs(self, batch):
     return {"x": batch["x"]}
@@ -81,7 +83,7 @@ class ToyTask(Task):
             "_mask": np.ones(batch_size, np.float32)}
 
   def evaluators(self):
-    return [_MSE(self.x[:16], self.y[:16])]
+    return [_MSE(self.x[:16], self.y[:16]), *self.extra_evaluators]
 
 
 def toy_config(**overrides):

@@ -46,3 +46,16 @@ def write_all(root, n=20, seed=0):
   _write(os.path.join(root, "tox21.csv"), [*datasets.TOX21_TASKS, "mol_id", "smiles"],
          [[*labels[i], f"TOX{i}", s] for i, s in enumerate(smiles)])
   return root
+
+
+def write_two_task_csv(path, n=24, seed=0, missing=0.2):
+  """The README's "Any CSV" layout: `smiles,y1,y2`, binary labels, some left empty
+  (row 1's SMILES is invalid); both classes in each task. Returns the path."""
+  rng = np.random.default_rng(seed)
+  labels = (np.arange(n)[:, None] + np.array([[0, 1]])) % 2  # alternating classes
+  cells = labels.astype(object)
+  cells[rng.random(cells.shape) < missing] = ""
+  smiles = [SMILES[i % len(SMILES)] for i in range(n)]
+  smiles[1] = BAD
+  _write(path, ["smiles", "y1", "y2"], [[s, *cells[i]] for i, s in enumerate(smiles)])
+  return str(path)

@@ -10,6 +10,7 @@ import pytest
 from experiments import molecule as molecule_main
 from experiments.configs import molecule as molecule_configs
 from medjax.engine import train
+from medjax.engine.errors import InputError
 from medjax.molecule import benchmark, predict
 from medjax.molecule import task as task_lib
 from tests.molecule import fake_moleculenet
@@ -35,6 +36,7 @@ def test_one_step_smoke_run_of_every_preset(preset, data_dir, molecule_cache, tm
   if preset == "quick":  # 5k molecules: evaluate a slice only
     config.task.split_fractions = (0.96, 0.02, 0.02)
   task = task_lib.MoleculeTask(config.task, config.batch_size)
+  task_lib.resolve_best_metric(config, task)
   results = train.train_and_evaluate(config, str(tmp_path), task)
   key = "val/rmse" if task.task_type == "regression" else "val/roc_auc"
   assert np.isfinite(results[key])
@@ -42,7 +44,9 @@ def test_one_step_smoke_run_of_every_preset(preset, data_dir, molecule_cache, tm
   assert (tmp_path / figure).exists() and (tmp_path / "test_predictions.csv").exists()
   invalid = pd.read_csv(tmp_path / "invalid_smiles.csv", keep_default_na=False)
   if preset != "quick":
-    assert invalid.to_dict("list") == {"row": [1], "smiles": [fake_moleculenet.BAD]}
+    # Data row 1 is line 3 of the file (the header is line 1).
+    assert invalid.to_dict("list") == {"line": [3], "row": [1],
+                                       "smiles": [fake_moleculenet.BAD]}
 
 
 def test_repeats_then_ensemble_prediction(data_dir, molecule_cache, tmp_path):
@@ -80,3 +84,22 @@ def test_benchmark_counts_real_molecules(data_dir, molecule_cache):
   train_stats = benchmark.training(config, task, steps=2, warmup=1)
   assert 0 < train_stats["train/molecules_per_step"] <= config.batch_size
   assert train_stats["train/molecules_per_sec"] > 0
+
+
+def any_csv_config(csv, cache, **overrides):
+  """The README's "Any CSV" command (quick preset, task_type=binary), made tiny."""
+  config = molecule_configs.get_config("quick,smoke")
+  config.async_checkpoints = False
+  config.task.update(dict(dataset="csv", csv_path=csv, smiles_column="smiles",
+                          target_columns="y1,y2", task_type="binary", cache_dir=cache,
+                          split_fractions=(0.5, 0.25, 0.25)))
+  config.update(overrides)
+  return config
+
+
+def test_a_bad_best_metric_stops_before_training(molecule_cache, tmp_path):
+  csv = fake_moleculenet.write_two_task_csv(tmp_path / "my.csv")
+  config = any_csv_config(csv, molecule_cache, best_metric="val/rmse")
+  with pytest.raises(InputError, match="val/roc_auc"):
+    molecule_main.train(config, str(tmp_path / "run"))
+  assert not (tmp_path / "run" / "checkpoints").exists()

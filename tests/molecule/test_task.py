@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from experiments.configs import molecule as molecule_configs
+from medjax.engine import evaluation
+from medjax.engine.errors import InputError
 from medjax.molecule import datasets
 from medjax.molecule import task as task_lib
 from tests.molecule import fake_moleculenet
@@ -108,7 +110,7 @@ def test_moleculenet_formats(data_dir, tmp_path):
     assert data.targets.shape == (19, tasks) and data.task_type == kind
     assert data.invalid == [(1, fake_moleculenet.BAD)]
   assert np.isnan(data.targets).any()  # tox21 keeps missing labels as NaN
-  with pytest.raises(FileNotFoundError):
+  with pytest.raises(InputError, match="HIV.csv"):
     datasets.resolve("hiv", data_dir)
 
 
@@ -129,3 +131,76 @@ def test_embedded_tpsa_file_reads_smiles_with_triple_bonds(molecule_cache):
   assert len(data) + len(data.invalid) == 4999
   assert any("#" in s for s in data.smiles)  # '#' is a bond, not a comment
   assert data.targets[0, 0] == pytest.approx(34.14)
+  assert data.lines[0] == 2  # after the '#' comment on line 1
+
+
+def csv_task(tmp_path, task_type, rows):
+  path = tmp_path / f"{task_type}.csv"
+  path.write_text("smiles,y1,y2\n" + "".join(f"{s},{a},{b}\n" for s, a, b in rows))
+  cfg = molecule_configs.task_config()
+  cfg.update(dict(dataset="csv", csv_path=str(path), target_columns="y1,y2",
+                  task_type=task_type, cache_dir=str(tmp_path / "cache"), hidden=8,
+                  head_hidden=8, depth=2, split_fractions=(0.5, 0.3, 0.2)))
+  return task_lib.MoleculeTask(cfg, batch_size=4)
+
+
+ROWS = [(s, i % 2, (i // 2) % 2) for i, s in enumerate(
+    ["CCO", "c1ccccc1", "CCN", "CCC", "CCCl", "CCBr", "c1ccncc1", "C1CCCCC1", "CC(=O)O",
+     "OCCO"])]
+
+
+@pytest.fixture(scope="module")
+def tasks(tmp_path_factory):
+  tmp = tmp_path_factory.mktemp("best")
+  return {kind: csv_task(tmp, kind, ROWS) for kind in ("regression", "binary", "multiclass")}
+
+
+@pytest.mark.parametrize("kind", ["regression", "binary", "multiclass"])
+def test_metric_names_are_what_every_evaluation_reports(tasks, kind):
+  task = tasks[kind]
+  out_dim = len(task.task_names) * max(task.num_classes, 1)
+  predict = lambda state, b: np.zeros(b["_mask"].shape + (out_dim,), np.float32)
+  reported = evaluation.Evaluations(task, predict).run(None, final=False)  # as the engine
+  assert sorted(task.metric_names()) == sorted(reported)
+
+
+@pytest.mark.parametrize("kind,metric,mode", [
+    ("regression", "val/rmse", "min"), ("binary", "val/roc_auc", "max"),
+    ("multiclass", "val/roc_auc", "max")])
+def test_the_default_best_metric_follows_the_task_type(tasks, kind, metric, mode):
+  # The README's "Any CSV" example: the quick preset (regression) with task_type=binary.
+  config = molecule_configs.get_config("quick")
+  task_lib.resolve_best_metric(config, tasks[kind])
+  assert (config.best_metric, config.best_mode) == (metric, mode)
+  assert config.best_metric in tasks[kind].metric_names()
+
+
+@pytest.mark.parametrize("metric,mode,want_mode", [
+    ("val/pr_auc", "auto", "max"), ("val/roc_auc/y2", "auto", "max"),
+    ("val/loss", "auto", "min"), ("val/pr_auc", "min", "min")])
+def test_an_explicit_best_metric_wins(tasks, metric, mode, want_mode):
+  config = molecule_configs.get_config("quick")
+  config.best_metric, config.best_mode = metric, mode
+  task_lib.resolve_best_metric(config, tasks["binary"])
+  assert (config.best_metric, config.best_mode) == (metric, want_mode)
+
+
+def test_an_explicit_error_metric_is_minimised(tasks):
+  config = molecule_configs.get_config("bbbp")
+  config.best_metric = "val/mae"
+  task_lib.resolve_best_metric(config, tasks["regression"])
+  assert config.best_mode == "min"
+
+
+def test_a_best_metric_the_task_does_not_report_lists_the_valid_names(tasks):
+  config = molecule_configs.get_config("quick")
+  config.best_metric = "val/rmse"
+  with pytest.raises(InputError) as e:
+    task_lib.resolve_best_metric(config, tasks["binary"])
+  message = str(e.value)
+  assert "--config.best_metric='val/rmse'" in message and "binary" in message
+  for name in tasks["binary"].metric_names():
+    assert name in message
+  config.best_metric, config.best_mode = "val/roc_auc", "largest"
+  with pytest.raises(InputError, match="best_mode='largest'"):
+    task_lib.resolve_best_metric(config, tasks["binary"])
