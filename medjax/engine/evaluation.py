@@ -78,7 +78,9 @@ class Evaluations:
       if final is not None and evaluator.final_only != final:
         continue
       loss = _LossOfBatches(self.task, evaluator.name, self._loss_fn, self._said)
-      for name, value in evaluator.run(loss.wrap(lambda batch: self.predict(state, batch))):
+      predict = lambda batch: self.predict(state, batch)  # noqa: E731
+      for name, value in evaluator.run(predict if evaluator.reports_loss
+                                       else loss.wrap(predict)):
         results[f"{evaluator.name}/{name}"] = float(value)
       if loss.weight > 0:
         results.setdefault(f"{evaluator.name}/loss", loss.total / loss.weight)

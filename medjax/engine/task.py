@@ -54,6 +54,7 @@ class Evaluator(abc.ABC):
 
   name: str = "eval"
   final_only: bool = False
+  reports_loss: bool = False  # yields its own "loss" (then the engine adds none)
 
   @abc.abstractmethod
   def run(self, predict_fn: PredictFn) -> Iterator[tuple[str, float]]:

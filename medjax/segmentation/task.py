@@ -74,11 +74,15 @@ def predict_images(task_config, predict_fn, images):
 
 
 class SegmentationEvaluator(Evaluator):
-  """Whole-image (optionally sliding-window) prediction over one split; pixel metrics."""
+  """Whole-image (optionally sliding-window) prediction over one split; pixel metrics
+  and the training loss on whole images (the engine cannot score image windows)."""
 
-  def __init__(self, name, source, preprocess, task_config):
+  reports_loss = True
+
+  def __init__(self, name, source, preprocess, task_config, loss_fn=None):
     self.name, self.source, self.preprocess = name, source, preprocess
     self.config = task_config
+    self.loss_fn = loss_fn  # (logits, batch) -> (loss, terms): the training loss
 
   def predict_images(self, predict_fn, images):
     return predict_images(self.config, predict_fn, images)
@@ -89,10 +93,17 @@ class SegmentationEvaluator(Evaluator):
   def run(self, predict_fn):
     acc = metrics_lib.SegmentationMetrics(self.config.num_classes,
                                           compute_hd95=self.config.hd95)
+    loss_sum = weight = 0.0
     for batch in self.batches():
       logits = self.predict_images(predict_fn, batch["image"])
       acc.update(logits, batch["label"], batch["valid"], batch["_mask"])
+      if self.loss_fn is not None:  # on whole images, weighted by real images
+        n = float(np.sum(batch["_mask"]))
+        loss_sum += n * float(self.loss_fn(jnp.asarray(logits), batch)[0])
+        weight += n
     yield from acc.aggregate().items()
+    if weight:
+      yield "loss", loss_sum / weight
 
 
 class SegmentationTask(Task):
@@ -172,7 +183,7 @@ class SegmentationTask(Task):
     return {"image": np.zeros((batch_size, *size, self.in_channels()), np.float32)}
 
   def evaluators(self):
-    return [SegmentationEvaluator(split, source, self.preprocess, self.config)
+    return [SegmentationEvaluator(split, source, self.preprocess, self.config, self.loss)
             for split, source in self.eval_sources.items()]
 
   def report(self, predict_fn, workdir):

@@ -105,3 +105,28 @@ def test_predict_folder_writes_masks_of_the_input_size(tmp_path):
   assert [os.path.basename(p) for p in paths] == ["a.png", "b.png"]
   mask = np.array(Image.open(paths[0]))
   assert mask.shape == (40, 36) and set(np.unique(mask)) <= {0, 255}
+
+
+def test_validation_loss_is_the_training_loss_on_whole_images(tmp_path):
+  """With constant logits (0, c), cross-entropy is log(1+e^-c) on foreground pixels
+  and log(1+e^c) on background ones: the evaluator's loss must match by hand."""
+  config = _tiny(seg_configs.get_config("quick"), tmp_path)
+  config.task.builder.update(num_train=8, num_val=4, size=32)
+  config.task.loss = "ce"
+  task = task_lib.SegmentationTask(config.task)
+  c = 0.7
+  def predict_fn(batch):
+    shape = batch["image"].shape[:-1]
+    return np.stack([np.zeros(shape), np.full(shape, c)], -1).astype(np.float32)
+  evaluator = task.evaluators()[0]
+  assert evaluator.reports_loss
+  results = dict(evaluator.run(predict_fn))
+  total = count = 0.0
+  for batch in evaluator.batches():
+    w = batch["valid"].reshape(batch["label"].shape) * batch["_mask"].reshape(
+        (-1,) + (1,) * (batch["label"].ndim - 1))
+    nll = np.where(batch["label"] == 1, np.log1p(np.exp(-c)), np.log1p(np.exp(c)))
+    n = batch["_mask"].sum()
+    total += n * (w * nll).sum() / w.sum()
+    count += n
+  assert results["loss"] == pytest.approx(total / count, rel=1e-5)
