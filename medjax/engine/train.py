@@ -111,6 +111,8 @@ def train_and_evaluate(config, workdir: str, task: Task) -> dict[str, float]:
   mesh = mesh_lib.make_mesh(config.mesh)
   _check_config(config, mesh)
   os.makedirs(workdir, exist_ok=True)
+  logging.info("Building %s and its sharded state on a %s mesh...",
+               type(task.model).__name__, dict(mesh.shape))
   state, train_step, abstract = steps.build(task, config, mesh)
   ckpt = checkpoint_lib.Checkpointer(workdir, config.keep_checkpoints, config.best_metric,
                                      config.best_mode, config.async_checkpoints)
