@@ -49,7 +49,12 @@ def grud_run(data_dirs, tmp_path_factory):
   return workdir, task, results
 
 
-@pytest.mark.parametrize("preset", ehr_configs.PRESETS[:-1])  # eicu: same code path
+_SLOW_PRESETS = ("p12_transformer", "mimic_demo_retain")  # 17-21 s each: -m slow
+
+
+@pytest.mark.parametrize("preset", [  # eicu: same code path
+    pytest.param(p, marks=pytest.mark.slow) if p in _SLOW_PRESETS else p
+    for p in ehr_configs.PRESETS[:-1]])
 def test_one_step_of_each_preset(preset, data_dirs, grud_run, tmp_path):
   if preset == "p12_grud":
     tmp_path, task, results = grud_run

@@ -41,6 +41,7 @@ def _run(args, workdir, env):
   return losses, final
 
 
+@pytest.mark.slow  # end-to-end: run with -m slow (the default run stays under 10 min)
 @pytest.mark.parametrize("name", sorted(_EXPERIMENTS))
 def test_two_processes_match_one(tmp_path, name):
   experiment, (count_key, count), metrics = _EXPERIMENTS[name]

@@ -127,6 +127,7 @@ def _train(task, mesh_config, num_steps=3):
   return state, losses
 
 
+@pytest.mark.slow  # end-to-end: run with -m slow (the default run stays under 10 min)
 def test_fsdp_transformer_step_matches_replicated():
   cfg = ehr_configs.get_config("quick").task
   cfg.update(dict(synthetic_stays=40, model="transformer", hidden=16, heads=4))

@@ -72,17 +72,6 @@ def flag_value(argv: list[str], flag: str) -> str | None:
 # ----- fixtures ----------------------------------------------------------------------
 
 
-def _write_folder(root, n=3, size=(20, 24)):
-  """`<root>/{train,val}/images/*.png` and `masks/*_mask.png` with matching stems."""
-  rng = np.random.default_rng(0)
-  for split in ("train", "val"):
-    for i in range(n):
-      raw_fixtures.write_pil(os.path.join(root, split, "images", f"case{i}.png"),
-                             rng.integers(0, 256, size + (3,)).astype(np.uint8))
-      raw_fixtures.write_pil(os.path.join(root, split, "masks", f"case{i}_mask.png"),
-                             raw_fixtures.binary(rng, size))
-
-
 def _write_ehr_root(root: pathlib.Path):
   """PhysioNet set-a / set-b (with their Outcomes files) and MIMIC-III demo tables."""
   (root / "physionet2012").mkdir(parents=True)
@@ -114,7 +103,7 @@ PLACEHOLDERS: dict[str, tuple[str, Callable | None]] = {
     "lung_ct_2d": ("lung_ct_2d", lambda p: raw_fixtures.write_lung(str(p), size=(32, 32))),
     "DRIVE": ("DRIVE", lambda p: raw_fixtures.write_drive(
         str(p), train_ids=(21, 22, 37), test_ids=(), size=(40, 36))),
-    "folder": ("folder", lambda p: _write_folder(str(p))),
+    "folder": ("folder", lambda p: raw_fixtures.write_folder(str(p))),
     "moleculenet": ("moleculenet", lambda p: fake_moleculenet.write_all(str(p), n=40)),
     "data": ("data", _write_ehr_root),
     "set-b": ("data/physionet2012/set-b", None),

@@ -49,6 +49,7 @@ def test_one_step_smoke_run_of_every_preset(preset, data_dir, molecule_cache, tm
                                        "smiles": [fake_moleculenet.BAD]}
 
 
+@pytest.mark.slow  # end-to-end: run with -m slow (the default run stays under 10 min)
 def test_repeats_then_ensemble_prediction(data_dir, molecule_cache, tmp_path):
   config = smoke_config("esol", data_dir, molecule_cache)
   config.task.repeats = 2

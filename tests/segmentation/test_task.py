@@ -25,23 +25,13 @@ def _tiny(config, tmp_path, raw_dir=""):
   return config
 
 
-def _write_folder(root, n=3, size=(20, 24)):
-  rng = np.random.default_rng(0)
-  for split in ("train", "val"):
-    for i in range(n):
-      raw_fixtures.write_pil(os.path.join(root, split, "images", f"case{i}.png"),
-                             rng.integers(0, 256, size + (3,)).astype(np.uint8))
-      raw_fixtures.write_pil(os.path.join(root, split, "masks", f"case{i}_mask.png"),
-                             raw_fixtures.binary(rng, size))
-
-
 def _raw(preset, root):
   if preset == "lung_ct":
     raw_fixtures.write_lung(root, size=(32, 32))
   elif preset == "drive":
     raw_fixtures.write_drive(root, train_ids=(21, 22, 37), test_ids=(), size=(40, 36))
   elif preset == "folder":
-    _write_folder(root)
+    raw_fixtures.write_folder(root)
   else:
     return ""
   return root
@@ -92,6 +82,7 @@ def test_unknown_config_field_is_named():
     config.batch_sise = 3  # "did you mean batch_size"
 
 
+@pytest.mark.slow  # end-to-end: run with -m slow (the default run stays under 10 min)
 def test_predict_folder_writes_masks_of_the_input_size(tmp_path):
   config = _tiny(seg_configs.get_config("quick"), tmp_path)
   config.task.builder.update(num_train=8, num_val=4, size=32)

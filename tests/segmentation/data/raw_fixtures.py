@@ -63,6 +63,16 @@ def write_drive(root, train_ids=(21, 22, 37), test_ids=(1,), size=(12, 10), seed
   return written
 
 
+def write_folder(root, n=3, size=(20, 24), seed=0) -> None:
+  """`<root>/{train,val}/images/*.png` and `masks/*_mask.png` with matching stems."""
+  rng = np.random.default_rng(seed)
+  for split in ("train", "val"):
+    for i in range(n):
+      write_pil(os.path.join(root, split, "images", f"case{i}.png"),
+                rng.integers(0, 256, size + (3,)).astype(np.uint8))
+      write_pil(os.path.join(root, split, "masks", f"case{i}_mask.png"), binary(rng, size))
+
+
 def read_back(path) -> np.ndarray:
   """An independent read (plain PIL) to compare the builders' output against."""
   with Image.open(path) as im:

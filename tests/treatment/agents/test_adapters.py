@@ -61,6 +61,7 @@ def _adult():
   return jax.tree.map(lambda x: jnp.asarray(x[0]), patients), env
 
 
+@pytest.mark.slow  # end-to-end: run with -m slow (the default run stays under 10 min)
 def test_t1d_task_wraps_the_env_step_for_step():
   p, env = _adult()
   task = adapters.T1DTask(env)

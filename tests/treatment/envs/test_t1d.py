@@ -62,6 +62,7 @@ def test_nan_state_is_reported_with_patient_and_step():
   t1d.check_finite(jax.tree.map(lambda a: a[:2], states), NAMES[:2])  # fine ones pass
 
 
+@pytest.mark.slow  # end-to-end: run with -m slow (the default run stays under 10 min)
 def test_vmap_over_patients_and_scenarios_equals_single_runs():
   env, p = _env(), params.load_patients(NAMES)
   scens = jax.vmap(lambda k: scenario.random(k, days=1, start_hour=6))(
