@@ -8,18 +8,12 @@ import pytest
 
 from medjax.engine import checkpoint as checkpoint_lib
 from medjax.engine import train
-from tests.engine.toy_task import ToyTask, toy_config
+from tests.engine.toy_task import ToyTask, latest_state, toy_config
 
 
 def _final_params(workdir, task, config):
   train.train_and_evaluate(config, workdir, task)
-  ckpt = checkpoint_lib.Checkpointer(workdir, async_save=False)
-  # Restore without an abstract target: plain numpy leaves.
-  import orbax.checkpoint as ocp
-  restored = ckpt.latest.restore(ckpt.latest_step(),
-                                 args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-  ckpt.close()
-  return restored["state"]
+  return latest_state(workdir)
 
 
 def test_writes_metrics_figures_and_checkpoints(tmp_path):

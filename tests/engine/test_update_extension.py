@@ -12,14 +12,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
 
-from medjax.engine import checkpoint as checkpoint_lib
 from medjax.engine import mesh as mesh_lib
 from medjax.engine import optim
 from medjax.engine import steps
 from medjax.engine import train
-from tests.engine.toy_task import ToyTask, toy_config
+from tests.engine.toy_task import ToyTask, latest_state, toy_config
 
 _ENVS = 8
 
@@ -133,18 +131,10 @@ def test_group_without_gradients_keeps_its_optimiser_state():
   assert int(new["a"][0].count) == 1
 
 
-def _final_state(workdir):
-  ckpt = checkpoint_lib.Checkpointer(workdir, async_save=False)
-  restored = ckpt.latest.restore(ckpt.latest_step(),
-                                 args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-  ckpt.close()
-  return restored["state"]
-
-
 def test_task_update_resumes_exactly_after_sigterm(tmp_path):
   config = toy_config()
   train.train_and_evaluate(config, str(tmp_path / "a"), TwoPlayerTask())
-  straight = _final_state(str(tmp_path / "a"))
+  straight = latest_state(str(tmp_path / "a"))
 
   reads = {"n": 0}
   def sigterm_once():
@@ -155,7 +145,7 @@ def test_task_update_resumes_exactly_after_sigterm(tmp_path):
                                  TwoPlayerTask(on_element=sigterm_once))
   assert out == {"preempted_at_step": 6.0}
   train.train_and_evaluate(config, str(tmp_path / "b"), TwoPlayerTask())
-  resumed = _final_state(str(tmp_path / "b"))
+  resumed = latest_state(str(tmp_path / "b"))
   assert int(resumed["step"]) == 12
   np.testing.assert_array_equal(resumed["extra"]["batched"]["count"], np.full(_ENVS, 12))
   jax.tree.map(np.testing.assert_array_equal, straight, resumed)

@@ -5,6 +5,9 @@ import grain
 import jax.numpy as jnp
 import numpy as np
 
+import orbax.checkpoint as ocp
+
+from medjax.engine import checkpoint as checkpoint_lib
 from medjax.engine import config as config_lib
 from medjax.engine.task import Evaluator, Task
 
@@ -102,3 +105,12 @@ def toy_config(**overrides):
       target = target[p]
     target[leaf] = value
   return c
+
+
+def latest_state(workdir: str):
+  """The latest checkpoint's state, restored without an abstract target (numpy leaves)."""
+  ckpt = checkpoint_lib.Checkpointer(workdir, async_save=False)
+  restored = ckpt.latest.restore(ckpt.latest_step(),
+                                 args=ocp.args.Composite(state=ocp.args.StandardRestore()))
+  ckpt.close()
+  return restored["state"]
