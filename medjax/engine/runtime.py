@@ -79,7 +79,8 @@ def start(argv) -> None:
   """The start of every experiment main: no stray arguments, CPU XLA flags, then
   `jax.distributed` when the launcher asks for it (see launch/), quiet library logs."""
   if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    raise InputError(f"unexpected arguments {argv[1:]}: give options as --flag=value "
+                     "(see --helpfull)")
   configure_xla()
   distributed.initialize()
   quiet_library_logs()

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from medjax.engine import runtime
+from medjax.engine.errors import InputError
 
 _ROOT = pathlib.Path(__file__).resolve().parents[2]
 PROGRAM = """
@@ -66,6 +67,11 @@ def test_traceback_flag_or_env_shows_the_traceback_of_input_errors(args, env):
 def test_a_good_run_is_untouched():
   result = _run("--traceback=false", "arg")
   assert result.returncode == 0 and result.stdout == "ran ['arg']\n"
+
+
+def test_stray_arguments_are_input_errors():
+  with pytest.raises(InputError, match=r"unexpected arguments \['stray'\]"):
+    runtime.start(["prog", "stray"])
 
 
 def _record(path, level, msg):
