@@ -37,13 +37,31 @@ def _raw(preset, root):
   return root
 
 
-@pytest.mark.parametrize("preset", sorted(seg_configs.PRESETS))
-def test_one_step_smoke_run_of_every_preset(preset, tmp_path):
+def _tiny_preset(preset, tmp_path):
   config = _tiny(seg_configs.get_config(preset), tmp_path, _raw(preset, tmp_path / "raw"))
   if preset == "quick":
     config.task.builder.update(num_train=8, num_val=4, size=32)
   if preset == "drive":
     config.task.patch_size = config.task.sliding_window.roi = (16, 16)
+  return config
+
+
+@pytest.mark.parametrize("preset", sorted(seg_configs.PRESETS))
+def test_every_preset_prepares_its_data_and_batches(preset, tmp_path):
+  config = _tiny_preset(preset, tmp_path)
+  task = task_lib.SegmentationTask(config.task)
+  batch = next(iter(task.train_dataset(2, seed=0)))
+  example = task.example_batch(2)
+  assert batch["image"].shape[-1] == example["image"].shape[-1] == task.in_channels()
+  assert batch["image"].shape[0] == 2 and np.isfinite(batch["image"]).all()
+  assert batch["label"].shape == batch["image"].shape[:3] and batch["_mask"].sum() == 2
+
+
+# The quick preset's full run is also the README's main job (tests/experiments).
+@pytest.mark.parametrize("preset", [p if p == "quick" else pytest.param(p, marks=pytest.mark.slow)
+                                    for p in sorted(seg_configs.PRESETS)])
+def test_one_step_smoke_run_of_every_preset(preset, tmp_path):
+  config = _tiny_preset(preset, tmp_path)
   results = train.train_and_evaluate(config, str(tmp_path / "work"),
                                      task_lib.SegmentationTask(config.task))
   assert 0.0 <= results["val/dice"] <= 1.0 and results["val/num_images"] > 0
