@@ -15,6 +15,12 @@ with the experiment's own command, summarised as mean ± sd per metric
       --variants=gru:task.model=gru --variants=grud:task.model=grud \
       --out_dir=workdirs/compare_ehr
 
+Patient simulators (env steps/s of the JAX T1D and ICU-Sepsis simulators at 1, 64,
+1024 and 8192 parallel patients next to simglucose and icu-sepsis measured in the
+same run, and PPO training throughput; experiments/bench/treatment_speed.py):
+
+  python -m experiments.benchmark --mode=treatment --out_dir=workdirs/treatment_speed
+
 Each workload is a task's main model on batches of its real shapes
 (experiments/bench/workloads.py lists them; each row's `shape` says what one step
 processes). The step is the engine's jitted, donated train
@@ -48,7 +54,9 @@ DEFAULT_WORKLOADS = ("unet_lung_ct_256", "dmpnn_druglike", "grud_p12_37var")
 def _define_flags():
   """Registered only when run as a program: tests import this module beside the
   experiments, whose flags (--config, --mode) have the same names."""
-  flags.DEFINE_enum("mode", "speed", ["speed", "compare"], "What to measure.")
+  flags.DEFINE_enum("mode", "speed", ["speed", "compare", "treatment"], "What to measure "
+                    "(treatment: patient-simulator and PPO env steps/s, "
+                    "experiments/bench/treatment_speed.py).")
   flags.DEFINE_list("workloads", list(DEFAULT_WORKLOADS), "Workloads to time (see "
                     "experiments/bench/workloads.py); default: every task at its real shapes.")
   flags.DEFINE_list("batch_sizes", [], "Global batch sizes; default: each workload's "
@@ -222,12 +230,22 @@ def compare():
   print(compare_lib.write(rows, FLAGS.out_dir, context))
 
 
+def treatment():
+  """Env steps/s at each of --batch_sizes parallel patients (default 1, 64, 1024, 8192)."""
+  from experiments.bench import treatment_speed  # pylint: disable=import-outside-toplevel
+  batches = [int(b) for b in FLAGS.batch_sizes] or [1, 64, 1024, 8192]
+  print(treatment_speed.write(treatment_speed.rows(batches), FLAGS.out_dir))
+
+
 def main(argv):
   del argv
   if not FLAGS.dry_run:
     workdir_lib.require_writable(FLAGS.out_dir, "--out_dir")
   if FLAGS.mode == "compare":
     compare()
+    return
+  if FLAGS.mode == "treatment":
+    treatment()
     return
   runtime.configure_xla()
   from experiments.bench import workloads  # pylint: disable=import-outside-toplevel

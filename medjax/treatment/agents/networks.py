@@ -27,8 +27,11 @@ def _dense(features: int, gain: float, name: str) -> nn.Dense:
 
 
 class MLP(nn.Module):
+  """`num_states` > 0: x is an int state index and the first layer is the dense layer
+  of its one-hot vector, computed as a row lookup (no S-wide matmul)."""
   hidden: Sequence[int]
   activation: str = "tanh"
+  num_states: int = 0
 
   @nn.compact
   def __call__(self, x):
@@ -37,6 +40,12 @@ class MLP(nn.Module):
                        f"({' | '.join(ACTIVATIONS)})")
     act = ACTIVATIONS[self.activation]
     for i, width in enumerate(self.hidden):
+      if i == 0 and self.num_states:
+        kernel = self.param("dense_0_kernel", nn.initializers.orthogonal(math.sqrt(2.0)),
+                            (self.num_states, width))
+        bias = self.param("dense_0_bias", nn.initializers.zeros, (width,))
+        x = act(kernel[x.astype(jnp.int32)] + bias)
+        continue
       x = act(_dense(width, math.sqrt(2.0), f"dense_{i}")(x))
     return x
 
@@ -47,12 +56,15 @@ class ActorCritic(nn.Module):
   hidden: Sequence[int] = (64, 64)
   activation: str = "tanh"
   log_std_init: float = -0.5
+  num_states: int = 0  # > 0: obs are int state indices (see MLP)
 
   @nn.compact
-  def __call__(self, obs):
-    obs = obs.astype(jnp.float32)
-    actor = MLP(self.hidden, self.activation, name="actor")(obs)
-    critic = MLP(self.hidden, self.activation, name="critic")(obs)
+  def __call__(self, obs, train: bool = False):
+    del train  # no dropout or batch statistics; the engine's init and apply pass it
+    if not self.num_states:
+      obs = obs.astype(jnp.float32)
+    actor = MLP(self.hidden, self.activation, self.num_states, name="actor")(obs)
+    critic = MLP(self.hidden, self.activation, self.num_states, name="critic")(obs)
     value = _dense(1, 1.0, "value")(critic)[..., 0]
     if isinstance(self.space, Discrete):
       return _dense(self.space.num_actions, 0.01, "logits")(actor), value

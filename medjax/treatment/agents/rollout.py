@@ -45,6 +45,7 @@ class Rollout(NamedTuple):
   transitions: Transition
   last_value: jax.Array  # (N,) value of the obs after the last step
   finished: dict[str, jax.Array]  # sums over the episodes that ended
+  infos: dict[str, jax.Array] | None = None  # (T, N) info[k] for k in `keep_info`
 
 
 def _finish(episode: EpisodeStats, reward, done):
@@ -57,8 +58,9 @@ def _finish(episode: EpisodeStats, reward, done):
 
 def collect(env: Env, env_params, apply_fn: ApplyFn, space, net_params, env_state,
             obs, episode: EpisodeStats, key, num_steps: int, gamma: float,
-            reward_scale: float = 1.0, params_axis=None) -> Rollout:
-  """`num_steps` steps of every env, sampling from the policy."""
+            reward_scale: float = 1.0, params_axis=None, keep_info=()) -> Rollout:
+  """`num_steps` steps of every env, sampling from the policy; the info entries
+  named in `keep_info` come back per step in `Rollout.infos`."""
 
   def body(carry, key):
     env_state, obs, episode = carry
@@ -73,14 +75,14 @@ def collect(env: Env, env_params, apply_fn: ApplyFn, space, net_params, env_stat
       train_reward += gamma * final_value * info["truncated"]
     episode, finished = _finish(episode, reward, done)
     step = Transition(obs, raw, logp, value, train_reward, done)
-    return (env_state, next_obs, episode), (step, finished)
+    return (env_state, next_obs, episode), (step, finished, {k: info[k] for k in keep_info})
 
   keys = jax.random.split(key, num_steps)
-  (env_state, obs, episode), (steps, finished) = jax.lax.scan(
+  (env_state, obs, episode), (steps, finished, infos) = jax.lax.scan(
       body, (env_state, obs, episode), keys)
   last_value = apply_fn(net_params, obs)[1]
   finished = jax.tree.map(jnp.sum, finished)
-  return Rollout(env_state, obs, episode, steps, last_value, finished)
+  return Rollout(env_state, obs, episode, steps, last_value, finished, infos)
 
 
 def first_episode_mask(done) -> jax.Array:

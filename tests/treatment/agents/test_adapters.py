@@ -90,3 +90,24 @@ def test_t1d_task_wraps_the_env_step_for_step():
   np.testing.assert_allclose(reward, -info["risk"], rtol=1e-6)
   with pytest.raises(InputError):
     adapters.T1DTask(env, reward="tir")
+
+
+def test_dosing_scales_the_patients_own_doses():
+  try:
+    folder = params.simglucose_dir()
+  except InputError:
+    pytest.skip("simglucose's parameter files are not installed")
+  names = ["adult#001", "child#003"]
+  patients, quest = params.load_patients(names, folder), params.load_quest(names, folder)
+  env = t1d.T1DEnv(params.load_pump(folder=folder), params.load_sensor(folder=folder))
+  dosing = adapters.Dosing(adapters.T1DTask(env, bolus=True))
+  for i in range(2):
+    row = jax.tree.map(lambda x, i=i: x[i], (patients, quest))
+    state = adapters.T1DTaskState(None, jnp.float32(120.0), jnp.float32(4.0))
+    pump = dosing.pump_action(row, state, jnp.array([0.5, 1.5]))
+    basal = patients.u2ss[i] * patients.BW[i] / 6000.0
+    np.testing.assert_allclose(pump, [0.5 * basal, 1.5 * 4.0 / quest.CR[i]], rtol=1e-6)
+  absolute = adapters.Dosing(adapters.T1DTask(env, bolus=True), scaled=False)
+  np.testing.assert_allclose(absolute.pump_action(row, state, jnp.array([0.02])), [0.02, 0.0])
+  with pytest.raises(ValueError, match="bolus=True"):
+    adapters.Dosing(adapters.T1DTask(env))
