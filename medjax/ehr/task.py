@@ -153,6 +153,23 @@ def build_model(cfg, prep: dict):
   return WithAttribution(backbone)
 
 
+class StaySource:
+  """Random access to the training stays (DP-SGD's Poisson sampling, medjax.privacy.dp):
+  `batch(ids, rows)` pads to `rows` rows (`_mask` 0) and to one sequence length."""
+
+  def __init__(self, examples, indices: np.ndarray, pad_multiple: int):
+    self.examples, self.indices = examples, np.asarray(indices)
+    self.multiple = ex.split_multiple(examples, self.indices, pad_multiple)
+
+  def __len__(self):
+    return len(self.indices)
+
+  def batch(self, ids, rows):
+    items = [self.examples[i] for i in self.indices[np.asarray(ids, np.int64)]]
+    items = items or [dict(self.examples[self.indices[0]], _mask=np.float32(0.0))]
+    return ex.padded_batch(items, rows, self.multiple)
+
+
 class EhrTask(Task):
   """See the module docstring. `data` / `splits` override what `cfg` names (used to
   evaluate a trained model on another set directory)."""
@@ -217,6 +234,13 @@ class EhrTask(Task):
     rows = slice(shard_index * batch_size, (shard_index + 1) * batch_size)
     return grain.MapDataset.source(source).map(
         functools.partial(self._collate_rows, rows=rows)).to_iter_dataset(_READ_OPTIONS)
+
+  def train_source(self) -> StaySource:
+    """Each training stay once (privacy: one stay, one example)."""
+    if self.cfg.imbalance == "oversample":
+      raise InputError("task.imbalance=oversample repeats positive stays, which DP-SGD "
+                       "would count as different people: use weighted or none")
+    return StaySource(self.examples, self.splits["train"], self.pad_multiple)
 
   def _collate_rows(self, indices, rows):
     batch = ex.collate([self.examples[i] for i in indices], self.pad_multiple)

@@ -37,5 +37,18 @@ def base_config() -> ml_collections.ConfigDict:
   # mesh.fsdp == 1 everything is replicated.
   c.logical_axis_rules = partitioning.DEFAULT_RULES
   c.compute_dtype = "float32"  # float32 | bfloat16 (activations; parameters stay float32)
+  # Differentially private training, DP-SGD (medjax/privacy/dp): Poisson batches
+  # with `batch_size` examples expected, per-example clipping, Gaussian noise.
+  c.privacy = ml_collections.ConfigDict(dict(
+      enabled=False,
+      clip_norm=1.0,  # C: each example's gradient is scaled to L2 norm <= C
+      noise_multiplier=0.0,  # sigma (noise std sigma*C); 0: calibrated to target_epsilon
+      target_epsilon=0.0,  # budget for total_steps; a run that would spend more is refused
+      delta=1e-5,  # must be < 1 / (training examples)
+      sampling="poisson",  # each example joins each step with q = batch_size / N
+      capacity=0,  # rows per step (padded, masked); 0: auto, truncation negligible
+      microbatches=1,  # gradient accumulation: rows processed in this many lax.scan chunks
+      accountant="rdp",  # rdp (fast) | pld (tighter, slower); both via dp_accounting
+  ))
   c.task = ml_collections.ConfigDict()
   return c

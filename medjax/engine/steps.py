@@ -134,6 +134,9 @@ def make_apply(task: Task, compute_dtype: str = "float32"):
   return apply
 
 
+_GRAD_RULE_STREAM = 0x6A7D  # fold_in constant: the gradient rule's key (DP noise)
+
+
 def value_and_grad(loss_fn, params, batch):
   """The engine's gradient rule: d loss_fn(params, batch) / d params, with aux."""
   return jax.value_and_grad(loss_fn, has_aux=True)(params, batch)
@@ -164,15 +167,19 @@ def make_gradient_step(task: Task, apply, tx, schedule, grad_fn=value_and_grad):
 
 
 def make_train_step(task: Task, tx, schedule, mesh, state_shardings,
-                    compute_dtype: str = "float32"):
+                    compute_dtype: str = "float32", grad_rule: Callable | None = None):
   """Jitted (state, batch) -> (state, metrics) running `task.update`; the input
-  state is donated. The step key is fold_in(state.rng, state.step)."""
+  state is donated. The step key is fold_in(state.rng, state.step). `grad_rule`
+  (key -> value_and_grad, e.g. DP-SGD's, `medjax.privacy.dp`) replaces the
+  engine's gradient rule for every task; its key is drawn from the step key."""
   apply = make_apply(task, compute_dtype)
-  ctx = UpdateContext(apply=apply, tx=tx, schedule=schedule, value_and_grad=value_and_grad,
-                      gradient_step=make_gradient_step(task, apply, tx, schedule))
 
   def train_step(state: TrainState, batch):
     key = jax.random.fold_in(state.rng, state.step)
+    grad_fn = value_and_grad if grad_rule is None else grad_rule(
+        jax.random.fold_in(key, _GRAD_RULE_STREAM))
+    ctx = UpdateContext(apply=apply, tx=tx, schedule=schedule, value_and_grad=grad_fn,
+                        gradient_step=make_gradient_step(task, apply, tx, schedule, grad_fn))
     new_state, metrics = task.update(state, batch, key, ctx)
     return new_state.replace(step=state.step + 1), metrics
 
@@ -180,17 +187,19 @@ def make_train_step(task: Task, tx, schedule, mesh, state_shardings,
                  out_shardings=(state_shardings, mesh_lib.replicated(mesh)))
 
 
-def build(task: Task, config, mesh, total_steps: int | None = None):
+def build(task: Task, config, mesh, total_steps: int | None = None,
+          grad_rule: Callable | None = None):
   """Optimiser, sharded initial state and jitted train step for `task` under `config`.
 
   Returns (state, train_step, abstract state). `total_steps` (default
-  `config.total_steps`) sets the learning-rate schedule's length.
+  `config.total_steps`) sets the learning-rate schedule's length; `grad_rule`: see
+  `make_train_step`.
   """
   tx, schedule = task.optimizer(config.optimizer, total_steps or config.total_steps)
   state, shardings, abstract = create_state(task, tx, task.example_batch(1), mesh,
                                             config.seed, config.logical_axis_rules)
   return state, make_train_step(task, tx, schedule, mesh, shardings,
-                                config.compute_dtype), abstract
+                                config.compute_dtype, grad_rule), abstract
 
 
 def make_predict_fn(task: Task, mesh, compute_dtype: str = "float32"):

@@ -111,13 +111,16 @@ def train_and_evaluate(config, workdir: str, task: Task) -> dict[str, float]:
   mesh = mesh_lib.make_mesh(config.mesh)
   _check_config(config, mesh)
   os.makedirs(workdir, exist_ok=True)
+  dp = _private_training(config, task, workdir, mesh)
   logging.info("Building %s and its sharded state on a %s mesh...",
                type(task.model).__name__, dict(mesh.shape))
-  state, train_step, abstract = steps.build(task, config, mesh)
+  state, train_step, abstract = steps.build(task, config, mesh,
+                                            grad_rule=dp.grad_rule() if dp else None)
   ckpt = checkpoint_lib.Checkpointer(workdir, config.keep_checkpoints, config.best_metric,
                                      config.best_mode, config.async_checkpoints)
   data = iter(task.train_dataset(config.batch_size // jax.process_count(), config.seed,
-                                 jax.process_index(), jax.process_count()))
+                                 jax.process_index(), jax.process_count())) if dp is None \
+      else dp.train_iterator(config.seed, jax.process_index(), jax.process_count())
   restored = ckpt.restore_latest(abstract)
   if restored is not None:
     state, data_state = restored
@@ -134,13 +137,13 @@ def train_and_evaluate(config, workdir: str, task: Task) -> dict[str, float]:
   preemption = _Preemption()
   try:
     state, steps_per_sec = _loop(config, mesh, state, data, train_step, evals, ckpt,
-                                 writer, preemption)
+                                 writer, preemption, dp)
     if int(state.step) < config.total_steps:
       logging.warning("Stopped at step %d on SIGTERM; rerun the same command to resume.",
                       int(state.step))
       return {"preempted_at_step": float(state.step)}
     return _finish(config, workdir, task, state, abstract, evals, ckpt, writer,
-                   steps_per_sec)
+                   steps_per_sec, dp)
   finally:
     preemption.restore()
     ckpt.wait()
@@ -148,7 +151,15 @@ def train_and_evaluate(config, workdir: str, task: Task) -> dict[str, float]:
     writer.close()
 
 
-def _loop(config, mesh, state, data, train_step, evals, ckpt, writer, preemption):
+def _private_training(config, task, workdir, mesh):
+  """`config.privacy` checked and set up (DP-SGD), or None when it is off."""
+  if not config.get("privacy") or not config.privacy.enabled:
+    return None
+  from medjax.privacy.dp import training  # pylint: disable=import-outside-toplevel
+  return training.PrivateTraining(config, task, workdir, mesh_lib.batch_divisor(mesh))
+
+
+def _loop(config, mesh, state, data, train_step, evals, ckpt, writer, preemption, dp=None):
   """Steps until `config.total_steps` or SIGTERM; logs, evaluates and checkpoints."""
   step = first = int(state.step)
   progress = writers.Progress(config.total_steps, step, config.batch_size)
@@ -172,6 +183,7 @@ def _loop(config, mesh, state, data, train_step, evals, ckpt, writer, preemption
     is_log = bool(config.log_every) and step % config.log_every == 0
     if is_log or last or is_eval or is_ckpt:
       scalars = _flush(pending, step, ckpt)  # before any save: never checkpoint a NaN
+      scalars.update(dp.scalars(step) if dp else {})
       progress.log(step, scalars)
       if np.isfinite(progress.steps_per_sec):
         scalars["train/steps_per_sec"] = progress.steps_per_sec
@@ -192,13 +204,16 @@ def _evaluate_and_log(evals, state, step, writer, ckpt):
   return results
 
 
-def _finish(config, workdir, task, state, abstract, evals, ckpt, writer, steps_per_sec):
+def _finish(config, workdir, task, state, abstract, evals, ckpt, writer, steps_per_sec,
+            dp=None):
   """Final evaluation (at the best checkpoint if one is kept), final-only evaluators
   (on that same checkpoint), report and figures."""
   step = int(state.step)
   results = _evaluate_and_log(evals, state, step, writer, ckpt)
   summary = {"step": step, "train_steps_per_sec": steps_per_sec,
              "train_examples_per_sec": steps_per_sec * config.batch_size, "last": results}
+  if dp is not None:
+    summary["privacy"] = dp.summary(step)
   ckpt.wait()
   best = ckpt.restore_best(abstract) if ckpt.best is not None else None
   selected = step

@@ -164,6 +164,24 @@ def sequential_batches(packer: BlockPacker, ids: Sequence[int],
   return [stack_blocks(blocks[i:i + n_blocks]) for i in range(0, len(blocks), n_blocks)]
 
 
+class MoleculeSource:
+  """One molecule per block, for DP-SGD's Poisson sampling (medjax.privacy.dp): a
+  batch's leading axis is then the molecule axis, so each row is one example.
+  `packer` must hold one graph per block (`make_budget(store, 1)` fits any molecule)."""
+
+  def __init__(self, packer: BlockPacker, ids: np.ndarray):
+    if packer.budget.graphs != 1:
+      raise ValueError(f"MoleculeSource needs one graph per block, not {packer.budget}")
+    self.packer, self.ids = packer, np.asarray(ids, np.int64)
+
+  def __len__(self) -> int:
+    return len(self.ids)
+
+  def batch(self, ids, rows: int) -> dict[str, np.ndarray]:
+    blocks = [self.packer.pack([i]) for i in self.ids[np.asarray(ids, np.int64)]]
+    return stack_blocks(blocks + [self.packer.pack([])] * (rows - len(blocks)))
+
+
 class PackedGraphIterDataset(grain.IterDataset):
   """Endless batches of `n_blocks` blocks over `ids`, reshuffled every epoch.
 

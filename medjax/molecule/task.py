@@ -208,6 +208,10 @@ class MoleculeTask(ModelSpec, task_lib.Task):
     return batching.training_stream(self.packer(self.graphs_for_batch(batch_size)), ids,
                                     self.n_blocks, seed)
 
+  def train_source(self) -> batching.MoleculeSource:
+    """The training molecules one per block (privacy: one molecule, one example)."""
+    return batching.MoleculeSource(self.packer(1), self.split["train"])
+
   def example_batch(self, batch_size: int) -> dict[str, np.ndarray]:
     packer = self.packer(self.graphs_for_batch(batch_size))
     return batching.sequential_batches(packer, self.split["train"][:1], self.n_blocks)[0]

@@ -113,6 +113,15 @@ def _check_predictions(argv, stdout):
   assert table["valid"].tolist() == valid and 0 in valid
 
 
+def _check_private(argv, stdout):
+  """DP-SGD: the epsilon spent is reported and stays within the target."""
+  del stdout
+  metrics = json.loads((pathlib.Path(rc.flag_value(argv, "--workdir")) /
+                        "metrics.json").read_text())
+  target = float(rc.flag_value(argv, "--config.privacy.target_epsilon"))
+  assert 0 < metrics["privacy"]["epsilon"] <= target
+
+
 def _check_folds(argv, stdout):
   del stdout
   workdir = pathlib.Path(rc.flag_value(argv, "--workdir"))
@@ -177,6 +186,8 @@ CASES = (
          check=_check_folds),
     Case("ehr_evaluate", r"^experiments\.ehr .*--mode=evaluate", needs="ehr_cv",
          outputs=(("--output_dir", "calibration_test.png"),)),
+    Case("ehr_private", r"^experiments\.ehr .*--config\.privacy\.enabled=True", extra=EHR,
+         check=_check_private),
     Case("ehr_retain", r"^experiments\.ehr .*ehr\.py:mimic_demo_retain\b", extra=EHR,
          outputs=(("--workdir", "metrics.json"),)),
     Case("launch_local", r"^launch\.local ", rewrite=_dry_run, check=_check_launcher,
