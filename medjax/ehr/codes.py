@@ -36,6 +36,7 @@ class CodeData:
   labels: np.ndarray  # (N,) int32
   visits: list  # per sample: list of visits, each a list of code strings
   visit_times: list  # per sample: (visits,) float days since the first visit
+  sites: np.ndarray | None = None  # (N,) hospital of each sample (eICU), for federated runs
 
   def __len__(self) -> int:
     return len(self.ids)
@@ -147,7 +148,19 @@ def load_eicu(directory: str, window_hours: float = 0.0) -> CodeData:
   order = pat.sort_values(["uniquepid", "hospitaldischargeyear", "patienthealthsystemstayid",
                            "visit"], kind="stable")
   order = order.rename(columns={"patientunitstayid": "key", "uniquepid": "patient"})
-  return _samples(order, maps, "day")
+  data = _samples(order, maps, "day")
+  data.sites = _hospitals(directory, order["key"])
+  return data
+
+
+def _hospitals(directory: str, keys: pd.Series) -> np.ndarray | None:
+  """The `hospitalid` of each unit stay in `keys`, or None if the table lacks it."""
+  try:
+    frame = read_table(directory, "patient", ("patientunitstayid", "hospitalid"))
+  except InputError:
+    return None
+  hospital = dict(zip(frame["patientunitstayid"], frame["hospitalid"]))
+  return np.array([hospital[k] for k in keys])
 
 
 def build_vocab(data: CodeData, indices, min_count: int = 1) -> dict[str, int]:
