@@ -10,26 +10,13 @@ from medjax.treatment.agents import adapters
 from medjax.treatment.agents.adapters import SepsisEnv
 from medjax.treatment.agents.protocol import batch_reset, batch_step
 from medjax.treatment.envs import params, scenario, sepsis, t1d, t1d_model
+from tests.treatment import toy_mdp
 
-LIVE, ACTIONS = 3, 2
-
-
-def _write_mdp(path):
-  rng = np.random.default_rng(0)
-  s = LIVE + 3
-  p = np.zeros((s, ACTIONS, s))
-  p[:LIVE] = rng.dirichlet(np.ones(s - 1), size=(LIVE, ACTIONS)) @ np.eye(s - 1, s)
-  p[LIVE:, :, s - 1] = 1.0
-  r = np.zeros_like(p)
-  r[:LIVE, :, s - 2] = 1.0
-  d0 = np.r_[np.ones(LIVE) / LIVE, 0, 0, 0]
-  expert = np.r_[np.full((LIVE, ACTIONS), 1 / ACTIONS), np.zeros((3, ACTIONS))]
-  np.savez(path, tx_mat=p, r_mat=r, d_0=d0, expert_policy=expert)
-  return path
+LIVE, ACTIONS = toy_mdp.LIVE, toy_mdp.ACTIONS
 
 
 def test_sepsis_env_steps_resets_and_rewards(tmp_path):
-  mdp = sepsis.load(_write_mdp(tmp_path / "dynamics.npz"))
+  mdp = sepsis.load(toy_mdp.write(tmp_path / "dynamics.npz"))
   env = SepsisEnv(num_states=LIVE + 3)
   n = 256
   state, obs = batch_reset(env, mdp, jax.random.key(0), n)
