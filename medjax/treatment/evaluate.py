@@ -76,14 +76,17 @@ def _step(dosing, params, state, pump, keys, t):
 
 
 def closed_loop(dosing, cohort: Cohort, make_controller, num_steps: int,
-                chunk: int = 256) -> Trace:
+                chunk: int = 256, key_index=None) -> Trace:
   """Every episode of `cohort` for `num_steps` steps, in batches of `chunk` episodes
   (one compiled shape for every cohort; the last batch padded by repeating its last
   episode). `make_controller(params, rows)` builds the controller of a batch.
-  Episode i's meals and noise come from key i of the cohort, whatever the chunking."""
+  Episode i's meals and noise come from key `key_index[i]` (default i) of the
+  cohort, whatever the chunking: equal indices, identical days."""
   num = len(cohort.env_names)
+  key_index = np.arange(num) if key_index is None else np.asarray(key_index)
   k_reset, k_run = jax.random.split(cohort.key)
-  reset_keys, run_keys = jax.random.split(k_reset, num), jax.random.split(k_run, num)
+  reset_keys, run_keys = (jax.random.split(k, int(key_index.max()) + 1)[key_index]
+                          for k in (k_reset, k_run))
   parts = []
   for start in range(0, num, chunk):
     rows = np.minimum(np.arange(start, start + chunk), num - 1)
@@ -174,8 +177,10 @@ def tune_pid(c, seed: int):
   dosing = problems.dosing(c)
   st = dosing.task.env.sensor.sample_time
   make = lambda params, rows: baselines.Pid(params, tuple(gains[rows].T), st)  # noqa: E731
+  # Every candidate runs the same episodes (meals, sensor noise).
+  same_days = np.tile(np.arange(len(base.env_names)), reps)
   trace = closed_loop(dosing, cohort, make, problems.episode_steps(c, dosing.task.env),
-                      c.eval_chunk)
+                      c.eval_chunk, key_index=same_days)
   per = episode_metrics(trace, cohort.env_names)
   score = per["risk_index"].reshape(reps, -1).mean(1)
   best = tuple(float(g) for g in candidates[int(np.nanargmin(score))])

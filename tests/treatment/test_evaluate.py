@@ -87,6 +87,13 @@ def test_controllers_see_the_same_episodes_whatever_the_chunking():
   parts = evaluate.closed_loop(dosing, cohort, bb, 20, chunk=3)
   jax.tree.map(np.testing.assert_array_equal, whole, parts)
   assert whole.bg.shape == (20, 4)
+  # Equal key indices give identical days (PID tuning compares candidates on them).
+  twice = evaluate.Cohort(cohort.env_names * 2, jax.tree.map(
+      lambda x: np.concatenate([x, x]), cohort.params), cohort.key)
+  doubled = evaluate.closed_loop(dosing, twice, bb, 20, chunk=4,
+                                 key_index=np.tile(np.arange(4), 2))
+  np.testing.assert_array_equal(doubled.bg[:, :4], doubled.bg[:, 4:])
+  np.testing.assert_array_equal(doubled.bg[:, :4], whole.bg)
   # a pump rate far outside the pump's range is clipped, and counted
   over = lambda params, rows: _Constant(np.array([50.0, 0.0]))  # noqa: E731
   trace = evaluate.closed_loop(dosing, cohort, over, 5, chunk=4)

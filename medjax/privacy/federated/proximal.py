@@ -68,10 +68,11 @@ class ProximalTask(Task):
     anchor, mu = state.extra["anchor"], state.extra["mu"]
 
     def grad_fn(loss_fn, params, batch):
-      def with_term(p, b):
-        loss, aux = loss_fn(p, b)
-        return loss + proximal_term(p, anchor, mu), aux
-      return ctx.value_and_grad(with_term, params, batch)
+      # The term is data-independent: added after the engine's gradient rule, so
+      # DP-SGD clips and noises only the data gradient, never the proximal pull.
+      (loss, aux), grads = ctx.value_and_grad(loss_fn, params, batch)
+      term, term_grads = jax.value_and_grad(proximal_term)(params, anchor, mu)
+      return (loss + term, aux), jax.tree.map(jnp.add, grads, term_grads)
 
     gradient_step = steps.make_gradient_step(self.inner, ctx.apply, ctx.tx, ctx.schedule,
                                              grad_fn=grad_fn)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import tempfile
 
 import flax
@@ -29,6 +30,7 @@ import numpy as np
 from medjax.engine import local_steps
 from medjax.engine import mesh as mesh_lib
 from medjax.engine import steps
+from medjax.engine.errors import InputError
 from medjax.ehr import codes as codes_lib
 from medjax.ehr import task as task_lib
 from medjax.ehr.evaluation import MortalityEvaluator
@@ -50,6 +52,7 @@ class SiteTrainer:
   `data`). `total_steps` is the learning-rate schedule's length."""
 
   def __init__(self, config, data, splits, total_steps: int, vocab_indices=None):
+    _check_optimizer(config.optimizer)
     self.config = config
     with tempfile.TemporaryDirectory() as prep_dir:
       if vocab_indices is not None:  # code models: one vocabulary (embedding) for all sites
@@ -64,6 +67,13 @@ class SiteTrainer:
         self.task, config, self.mesh, total_steps,
         grad_rule=self.dp.grad_rule() if self.dp else None)
     self._shardings = jax.tree.map(lambda a: a.sharding, abstract)
+    # Under DP, the noise and the Poisson draws come from a secret of this site's:
+    # the config (seed included) is sent by the server, which could otherwise
+    # regenerate the noise and subtract it.
+    self._secret = secrets.randbits(63) if self.dp is not None else None
+    if self._secret is not None:
+      rng = jax.random.PRNGKey(self._secret % (2 ** 32 - 1))
+      self.state = self.state.replace(rng=jax.device_put(rng, self._shardings.rng))
     self.tx, _ = self.task.optimizer(config.optimizer, total_steps)
     self._predict = steps.make_predict_fn(self.task, self.mesh, config.compute_dtype)
     self._evaluators = {
@@ -94,7 +104,7 @@ class SiteTrainer:
     """`num_steps` steps; a `seed` starts a new shuffled pass over the training
     stays (each federated round), else the data continue where they stopped."""
     if self.dp is not None:  # Poisson batches of the steps the state is at
-      self._batches = self.dp.train_iterator(self.config.seed)
+      self._batches = self.dp.train_iterator(self._secret)
       self._batches.set_state({"step": int(self.state.step)})
     elif seed is not None or self._batches is None:
       seed = self.config.seed if seed is None else seed
@@ -133,3 +143,14 @@ def _private_training(config, task, total_steps: int, mesh):
   site_config.total_steps = total_steps
   return training.PrivateTraining(site_config, task,
                                   batch_divisor=mesh_lib.batch_divisor(mesh))
+
+
+def _check_optimizer(opt) -> None:
+  """Each round starts a fresh optimiser state (its schedule count at 0): only a
+  constant learning rate means the same thing in every round."""
+  if opt.schedule != "constant" or opt.warmup_steps:
+    raise InputError(
+        f"config.optimizer.schedule={opt.schedule!r}, warmup_steps={opt.warmup_steps}: "
+        "federated rounds restart the optimiser state, so a schedule would restart "
+        "every round; use --config.optimizer.schedule=constant "
+        "--config.optimizer.warmup_steps=0")

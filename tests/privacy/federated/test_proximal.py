@@ -2,11 +2,14 @@
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 
 from medjax.engine import mesh as mesh_lib
 from medjax.engine import steps
+from medjax.engine.errors import InputError
+from medjax.privacy.federated import trainer
 from medjax.privacy.federated.proximal import ProximalTask, proximal_term
 from tests.engine.toy_task import ToyTask, toy_config
 
@@ -65,3 +68,12 @@ def test_jitted_train_step_adds_mu_times_difference_and_mu_zero_is_the_plain_ste
   n = sum(x.size for x in jax.tree.leaves(w0))
   np.testing.assert_allclose(metrics["proximal"], 0.5 * 2.0 * 0.25 * n, rtol=1e-5)
   assert metrics0["proximal"] == 0.0
+
+
+def test_federated_rounds_refuse_a_learning_rate_schedule():
+  trainer._check_optimizer(ml_collections.ConfigDict(dict(schedule="constant",
+                                                          warmup_steps=0)))
+  for schedule, warmup in (("cosine", 0), ("constant", 10)):
+    with pytest.raises(InputError, match="config.optimizer.schedule"):
+      trainer._check_optimizer(ml_collections.ConfigDict(dict(schedule=schedule,
+                                                              warmup_steps=warmup)))
