@@ -20,7 +20,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from absl import logging
 
 from medjax.engine import optim
@@ -138,28 +137,9 @@ class TreatmentTask(Task):
                          rollout.EpisodeStats(extra["returns"], extra["lengths"]), k_roll,
                          c.num_steps, c.gamma, c.reward_scale, p.params_axis,
                          self.keep_info)
-    tr = ro.transitions
-    adv, returns = ppo.gae(tr.reward, tr.value, tr.done, ro.last_value, c.gamma,
-                           c.gae_lambda)
-    data = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), ppo.Batch(tr, adv, returns))
-    loss_fn = lambda params, mb: ppo.ppo_loss(params, apply_fn, p.space, mb, c)  # noqa: E731
-
-    def minibatch(carry, mb):
-      params, opt_state = carry
-      (_, metrics), grads = ctx.value_and_grad(loss_fn, params, mb)
-      updates, opt_state = ctx.tx.update(grads, opt_state, params)
-      metrics = {**metrics, "grad_norm": optax.tree.norm(grads)}
-      return (optax.apply_updates(params, updates), opt_state), metrics
-
-    def epoch(carry, k):
-      perm = jax.random.permutation(k, c.num_envs * c.num_steps)
-      shuffle = lambda x: x[perm].reshape((c.num_minibatches, -1) + x.shape[1:])  # noqa: E731
-      return jax.lax.scan(minibatch, carry, jax.tree.map(shuffle, data))
-
-    (params, opt_state), metrics = jax.lax.scan(
-        epoch, (state.params, state.opt_state), jax.random.split(k_epochs, c.num_epochs))
-    metrics = jax.tree.map(jnp.mean, metrics)
-    metrics.update(ppo._rollout_metrics(ro.finished, tr, returns))  # pylint: disable=protected-access
+    (params, opt_state), metrics = ppo.optimise(
+        state.params, state.opt_state, ro, k_epochs, apply_fn, p.space, c, ctx.tx,
+        ctx.value_and_grad)
     metrics["learning_rate"] = ctx.schedule(state.step)
     if ro.infos:
       metrics.update(self._t1d_metrics(ro.infos, state.step))

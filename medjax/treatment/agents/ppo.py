@@ -158,20 +158,6 @@ class Ppo:
     return PpoState(params, self.optimizer.init(params), env_state, obs,
                     EpisodeStats.zeros(self.config.num_envs), jnp.zeros((), jnp.int32))
 
-  def _minibatch_step(self, carry, batch: Batch):
-    params, opt_state = carry
-    grad_fn = jax.grad(ppo_loss, has_aux=True)
-    grads, metrics = grad_fn(params, self.apply, self.space, batch, self.config)
-    updates, opt_state = self.optimizer.update(grads, opt_state, params)
-    return (optax.apply_updates(params, updates), opt_state), metrics
-
-  def _epoch(self, carry, key, data: Batch):
-    c = self.config
-    size = c.num_envs * c.num_steps
-    perm = jax.random.permutation(key, size)
-    shuffle = lambda x: x[perm].reshape((c.num_minibatches, -1) + x.shape[1:])
-    return jax.lax.scan(self._minibatch_step, carry, jax.tree.map(shuffle, data))
-
   def update(self, state: PpoState, key) -> tuple[PpoState, dict[str, jax.Array]]:
     """One rollout and `num_epochs` of minibatch updates; returns mean metrics."""
     c = self.config
@@ -179,18 +165,44 @@ class Ppo:
     ro = collect(self.env, self.env_params, self.apply, self.space, state.params,
                  state.env_state, state.obs, state.episode, k_roll, c.num_steps,
                  c.gamma, c.reward_scale, self.params_axis)
-    tr = ro.transitions
-    adv, returns = gae(tr.reward, tr.value, tr.done, ro.last_value, c.gamma,
-                       c.gae_lambda)
-    flat = lambda x: x.reshape((-1,) + x.shape[2:])
-    data = jax.tree.map(flat, Batch(tr, adv, returns))
-    epoch = lambda carry, k: self._epoch(carry, k, data)
-    (params, opt_state), metrics = jax.lax.scan(
-        epoch, (state.params, state.opt_state), jax.random.split(k_epochs, c.num_epochs))
-    metrics = jax.tree.map(jnp.mean, metrics)
-    metrics.update(_rollout_metrics(ro.finished, tr, returns))
+    (params, opt_state), metrics = optimise(state.params, state.opt_state, ro, k_epochs,
+                                            self.apply, self.space, c, self.optimizer)
     new = PpoState(params, opt_state, ro.env_state, ro.obs, ro.episode, state.step + 1)
     return new, metrics
+
+
+def _value_and_grad(loss_fn, params, batch):
+  return jax.value_and_grad(loss_fn, has_aux=True)(params, batch)
+
+
+def optimise(params, opt_state, ro, key, apply_fn, space, config: PpoConfig,
+             tx: optax.GradientTransformation, value_and_grad=_value_and_grad):
+  """PPO's learning phase on rollout `ro`: GAE, then `num_epochs` passes of shuffled
+  minibatch updates with `tx`. `value_and_grad` is the gradient rule (the engine's,
+  in a Task). Returns ((params, opt_state), mean metrics incl. the rollout's)."""
+  c = config
+  tr = ro.transitions
+  adv, returns = gae(tr.reward, tr.value, tr.done, ro.last_value, c.gamma, c.gae_lambda)
+  data = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), Batch(tr, adv, returns))
+  loss_fn = lambda p, mb: ppo_loss(p, apply_fn, space, mb, c)  # noqa: E731
+
+  def minibatch(carry, mb):
+    params, opt_state = carry
+    (_, metrics), grads = value_and_grad(loss_fn, params, mb)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    metrics = {**metrics, "grad_norm": optax.tree.norm(grads)}
+    return (optax.apply_updates(params, updates), opt_state), metrics
+
+  def epoch(carry, k):
+    perm = jax.random.permutation(k, c.num_envs * c.num_steps)
+    shuffle = lambda x: x[perm].reshape((c.num_minibatches, -1) + x.shape[1:])  # noqa: E731
+    return jax.lax.scan(minibatch, carry, jax.tree.map(shuffle, data))
+
+  carry, metrics = jax.lax.scan(epoch, (params, opt_state),
+                                jax.random.split(key, c.num_epochs))
+  metrics = jax.tree.map(jnp.mean, metrics)
+  metrics.update(_rollout_metrics(ro.finished, tr, returns))
+  return carry, metrics
 
 
 def _rollout_metrics(finished, tr: Transition, returns):
