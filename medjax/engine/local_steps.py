@@ -8,10 +8,9 @@ stop. Checkpoints, evaluation and logs are the caller's (the Flower round).
 from __future__ import annotations
 
 import jax
-import numpy as np
 
 from medjax.engine import mesh as mesh_lib
-from medjax.engine.train import NonFiniteLossError
+from medjax.engine import train
 
 
 def run_steps(train_step, state, batches, num_steps: int, mesh):
@@ -21,8 +20,8 @@ def run_steps(train_step, state, batches, num_steps: int, mesh):
     state, metrics = train_step(state, mesh_lib.shard_batch(next(batches), mesh))
     pending.append(metrics)
   host = jax.device_get(pending)
-  for offset, metrics in enumerate(host):
-    if not np.isfinite(metrics["loss"]):
-      raise NonFiniteLossError(f"loss is {metrics['loss']} at step {offset + 1} of "
-                               f"{num_steps} local steps")
-  return state, {k: float(np.mean([m[k] for m in host])) for k in host[-1]} if host else {}
+  offset = train.first_nonfinite(host)
+  if offset is not None:
+    raise train.NonFiniteLossError(f"loss is {host[offset]['loss']} at step {offset + 1} "
+                                   f"of {num_steps} local steps")
+  return state, train.mean_metrics(host)

@@ -89,18 +89,28 @@ def _check_config(config, mesh):
     raise ValueError(f"config.total_steps={config.total_steps} must be positive")
 
 
+def first_nonfinite(host) -> int | None:
+  """Index of the first host-side step metrics with a non-finite loss, or None."""
+  return next((i for i, m in enumerate(host) if not np.isfinite(m["loss"])), None)
+
+
+def mean_metrics(host) -> dict[str, float]:
+  """Each metric's mean over the host-side step metrics `host`."""
+  return {k: float(np.mean([m[k] for m in host])) for k in host[-1]} if host else {}
+
+
 def _flush(pending, step, ckpt):
   """Host-syncs the step metrics since the last flush; stops on a non-finite loss."""
   host = jax.device_get(pending)
   pending.clear()
-  for offset, metrics in enumerate(host):
-    if not np.isfinite(metrics["loss"]):
-      ckpt.wait()
-      bad = step - len(host) + offset + 1
-      raise NonFiniteLossError(
-          f"loss is {metrics['loss']} at step {bad}; stopped. The last good checkpoint "
-          f"(step {ckpt.latest_step()}) is kept in {ckpt.latest.directory}.")
-  return {f"train/{k}": float(np.mean([m[k] for m in host])) for k in host[-1]}
+  offset = first_nonfinite(host)
+  if offset is not None:
+    ckpt.wait()
+    bad = step - len(host) + offset + 1
+    raise NonFiniteLossError(
+        f"loss is {host[offset]['loss']} at step {bad}; stopped. The last good checkpoint "
+        f"(step {ckpt.latest_step()}) is kept in {ckpt.latest.directory}.")
+  return {f"train/{k}": v for k, v in mean_metrics(host).items()}
 
 
 def train_and_evaluate(config, workdir: str, task: Task) -> dict[str, float]:
