@@ -1,4 +1,4 @@
-r"""Medical image segmentation: train a U-Net, or predict masks for a folder.
+r"""Medical image segmentation (2D and 3D): train a U-Net, plan, or predict a folder.
 
   python -m experiments.segmentation --config=experiments/configs/segmentation.py:quick \
       --workdir=/tmp/seg_quick
@@ -6,6 +6,10 @@ r"""Medical image segmentation: train a U-Net, or predict masks for a folder.
       --config.task.raw_dir=../shared/data/lung_ct_2d --workdir=/tmp/lung
   python -m experiments.segmentation --config=...:lung_ct --workdir=/tmp/lung \
       --mode=predict --input_dir=my_slices/ --output_dir=/tmp/lung_masks
+  python -m experiments.segmentation --config=experiments/configs/segmentation.py:hippocampus \
+      --config.task.raw_dir=../shared/data/msd_hippocampus --workdir=/tmp/hippo --mode=plan
+  python -m experiments.segmentation --config=...:hippocampus --workdir=/tmp/hippo \
+      --mode=predict --input_dir=volumes/ --output_dir=/tmp/hippo_labels   # NIfTI in, NIfTI out
 
 Rerunning a training command in the same workdir resumes from its last checkpoint.
 """
@@ -22,8 +26,13 @@ from medjax.engine import workdir as workdir_lib
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file[:preset].",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (checkpoints, metrics).")
-_MODE = flags.DEFINE_enum("mode", "train", ["train", "predict"], "What to do.")
-_INPUT_DIR = flags.DEFINE_string("input_dir", None, "predict: folder of images.")
+_MODE = flags.DEFINE_enum("mode", "train", ["train", "predict", "plan"],
+                          "train; predict a folder; plan (3D): fingerprint the data "
+                          "and write <workdir>/plan.json with the config it implies.")
+_MEMORY_MB = flags.DEFINE_integer("plan_memory_mb", 8000,
+                                  "plan: accelerator (or host) memory budget per device.")
+_INPUT_DIR = flags.DEFINE_string("input_dir", None,
+                                 "predict: folder of images (2D) or NIfTI volumes (3D).")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "predict: where masks are written.")
 flags.mark_flags_as_required(["config", "workdir"])
 
@@ -45,14 +54,15 @@ def main(argv):
   _check_dirs()
   # Imported after runtime.start, which must run before JAX starts.
   from medjax.engine import train  # pylint: disable=import-outside-toplevel
-  from medjax.segmentation import predict  # pylint: disable=import-outside-toplevel
   from medjax.segmentation import task as task_lib  # pylint: disable=import-outside-toplevel
 
   config = _CONFIG.value
-  task = task_lib.SegmentationTask(config.task, config.compute_dtype)
+  task = task_lib.make_task(config.task, config.compute_dtype)
+  if _MODE.value == "plan":
+    print(task.plan(_WORKDIR.value, _MEMORY_MB.value))
+    return
   if _MODE.value == "predict":
-    paths = predict.predict_folder(config, _WORKDIR.value, task, _INPUT_DIR.value,
-                                   _OUTPUT_DIR.value)
+    paths = task.predict_folder(config, _WORKDIR.value, _INPUT_DIR.value, _OUTPUT_DIR.value)
     logging.info("wrote %d masks to %s", len(paths), _OUTPUT_DIR.value)
     return
   # Bad or missing data stops here, before any training; process 0 builds it.

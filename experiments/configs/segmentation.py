@@ -2,7 +2,10 @@
 
 Presets: quick (synthetic CT phantom, ~1-2 min on a 2-core CPU), lung_ct
 (shared lung_ct_2d), drive (DRIVE fundus vessels), folder (a generic image /
-mask folder: set --config.task.raw_dir). Every field can be overridden by flag.
+mask folder: set --config.task.raw_dir); 3D: quick3d (synthetic volumes),
+hippocampus (MSD Task04, or any MSD-style folder with --config.task.raw_dir;
+`--mode=plan` proposes the fields for another one). Every field can be
+overridden by flag.
 """
 
 import ml_collections
@@ -12,8 +15,10 @@ from medjax.engine.config import base_config
 
 def task_config() -> ml_collections.ConfigDict:
   t = ml_collections.ConfigDict()
-  t.dataset = "ct_phantom"  # ct_phantom | lung_ct_2d | drive | image_folder
-  t.raw_dir = ""  # raw data directory; default $MEDJAX_SHARED_DATA/<dataset>
+  t.dataset = "ct_phantom"  # 2D: ct_phantom | lung_ct_2d | drive | image_folder; 3D: msd | volume_phantom
+  t.spatial_dims = 2  # 3: volumes (see t.volume)
+  t.raw_dir = ""  # raw data directory; default $MEDJAX_SHARED_DATA/<shared_folder or dataset>
+  t.shared_folder = ""  # folder name under $MEDJAX_SHARED_DATA, e.g. msd_hippocampus
   t.data_dir = ""  # prepared array_record data; default $MEDJAX_DATA_DIR or ~/.cache/medjax
   t.builder = ml_collections.ConfigDict()  # builder options, e.g. phantom sizes
   t.train_split = "train"
@@ -24,9 +29,14 @@ def task_config() -> ml_collections.ConfigDict:
   t.num_classes = 2
   t.patch_size = (0, 0)  # random training crops; (0, 0) = whole images
   t.augment = ml_collections.ConfigDict(dict(
-      flip=True, rot90=False, rotate_degrees=0.0, intensity_scale=0.0, intensity_shift=0.0))
+      flip=True, rot90=False, rotate_degrees=0.0, intensity_scale=0.0, intensity_shift=0.0,
+      # 3D only (spatial_dims=3): rotation (each axis) + scaling in one resampling with
+      # affine_probability, nnU-Net's gamma and Gaussian noise, each with a probability.
+      scale=0.0, affine_probability=1.0, gamma_range=(0.7, 1.5), gamma_probability=0.0,
+      noise_std=0.1, noise_probability=0.0))
   t.model = ml_collections.ConfigDict(dict(
-      features=(32, 64, 128, 256), norm="batch", dropout=0.0, upsample="subpixel"))
+      features=(32, 64, 128, 256), norm="batch", dropout=0.0, upsample="subpixel",
+      deep_supervision=False))
   t.loss = "dice_ce"  # ce | dice | dice_ce
   t.dice_weight = 1.0
   t.eval_batch_size = 8
@@ -34,7 +44,24 @@ def task_config() -> ml_collections.ConfigDict:
       roi=(0, 0), overlap=0.5, mode="gaussian", batch_size=16))  # roi (0, 0): whole image
   t.hd95 = True
   t.report_images = 4
+  t.volume = volume_config()
   return t
+
+
+def volume_config() -> ml_collections.ConfigDict:
+  """3D only (spatial_dims=3): preprocessing, patch sampling and evaluation of volumes."""
+  return ml_collections.ConfigDict(dict(
+      target_spacing=(0.0, 0.0, 0.0),  # mm; zeros: keep each case's spacing
+      normalisation="mri",  # mri (per-volume z-score) | ct (dataset percentiles + z) | none
+      crop=True,  # crop each case to its non-zero region
+      val_fraction=0.2,  # fixed validation subset of the labelled cases
+      split_seed=0,
+      foreground_fraction=0.33,  # patches centred on a foreground class
+      mirror_axes=(),  # test-time mirroring, e.g. (0, 1, 2)
+      nsd_tolerance_mm=1.0,  # surface Dice tolerance
+      max_eval_cases=0,  # 0: every case of the split
+      figures=True,  # best / median / worst case orthogonal slices at the end
+  ))
 
 
 def _quick(c):
@@ -91,7 +118,63 @@ def _folder(c):
   c.task.preprocess = "uint8"
 
 
-PRESETS = {"quick": _quick, "lung_ct": _lung_ct, "drive": _drive, "folder": _folder}
+def _volume(c):
+  """3D defaults shared by the volume presets (nnU-Net-like augmentation, Dice+CE)."""
+  t = c.task
+  t.spatial_dims = 3
+  t.augment.update(dict(  # nnU-Net-like, on device; flips on all three axes
+      rotate_degrees=15.0, scale=0.15, affine_probability=0.2, gamma_probability=0.3,
+      noise_probability=0.1, intensity_scale=0.1, intensity_shift=0.1))
+  t.model.norm = "instance"
+  t.model.deep_supervision = True
+  t.sliding_window.batch_size = 8
+  t.hd95 = True
+  t.eval_batch_size = 1
+  c.optimizer.schedule = "cosine"
+  c.best_metric = "val/dice_mean"
+
+
+def _quick3d(c):
+  """Synthetic two-structure volumes: the 3D pipeline end to end in ~1-2 min on CPU."""
+  _volume(c)
+  t = c.task
+  t.dataset = "volume_phantom"
+  t.num_classes = 3
+  t.builder = ml_collections.ConfigDict(dict(num_cases=16))
+  t.volume.target_spacing = (1.0, 1.0, 1.5)
+  t.patch_size = (24, 32, 16)
+  t.model.features = (8, 16, 32)
+  c.batch_size = 2
+  c.total_steps = 200
+  c.optimizer.learning_rate = 3e-3
+  c.optimizer.warmup_steps = 10
+  c.log_every = 25
+  c.eval_every = 100
+  c.checkpoint_every = 100
+
+
+def _hippocampus(c):
+  """MSD Task04 Hippocampus; the fields are `--mode=plan`'s output for that data."""
+  _volume(c)
+  t = c.task
+  t.dataset = "msd"
+  t.shared_folder = "msd_hippocampus"
+  t.num_classes = 3
+  t.volume.target_spacing = (1.0, 1.0, 1.0)
+  t.volume.normalisation = "mri"
+  t.patch_size = (40, 56, 40)
+  t.model.features = (32, 64, 128, 256)
+  c.batch_size = 7  # the plan's 8 GB budget; nnU-Net's 5%-of-the-data cap binds first
+  c.total_steps = 4000
+  c.optimizer.learning_rate = 3e-3
+  c.optimizer.warmup_steps = 100
+  c.log_every = 50
+  c.eval_every = 1000
+  c.checkpoint_every = 250
+
+
+PRESETS = {"quick": _quick, "lung_ct": _lung_ct, "drive": _drive, "folder": _folder,
+           "quick3d": _quick3d, "hippocampus": _hippocampus}
 
 
 def get_config(preset: str = "quick") -> ml_collections.ConfigDict:

@@ -18,6 +18,14 @@ traced once with a fixed input shape; the last chunk is padded with repeated
 windows of weight 0. The predictor must be traceable (e.g. a model apply).
 `sliding_window_host` is the same computation in numpy around a host predictor
 (numpy in, numpy out), such as the trainer's `predict_fn`.
+
+Test-time mirroring (`mirrored`) wraps a predictor: every window is also
+predicted flipped along each subset of `mirror_axes` (2**k passes, flipped
+back) and the softmax probabilities are averaged (nnU-Net v1; nnU-Net v2
+averages logits, `average="logits"`). `predict_volume` is the whole-volume
+entry point for evaluators: host windows, per-window softmax, optional
+mirroring, Gaussian blending; the output always has the volume's shape (a
+volume of any size is covered by windows, never cropped).
 """
 
 from __future__ import annotations
@@ -131,6 +139,68 @@ def sliding_window_host(image, roi_size: Sequence[int], predictor: Callable,
       total[where] += weights * pred[None]
       norm[where] += weights
   return (total / norm)[crop]
+
+
+def mirrored(predictor: Callable, mirror_axes: Sequence[int] = (0, 1, 2),
+             average: str = "probabilities") -> Callable:
+  """`predictor` (n, *spatial, C) -> logits, averaged over flips of `mirror_axes`.
+
+  `mirror_axes` count spatial axes (0 = the first after the batch axis). The
+  returned predictor runs `predictor` once per subset of the axes (the empty one
+  included), always on the same input shape, flips each output back and
+  returns the mean softmax probabilities (`average="probabilities"`) or the
+  mean logits (`"logits"`). Traceable for jax inputs; numpy in gives numpy out.
+  """
+  mirror_axes = tuple(int(a) for a in mirror_axes)
+  if average not in ("probabilities", "logits") or len(set(mirror_axes)) < len(mirror_axes):
+    raise ValueError(f"mirrored: bad average {average!r} or axes {mirror_axes}")
+  subsets = [c for k in range(len(mirror_axes) + 1)
+             for c in itertools.combinations(mirror_axes, k)]
+
+  def predict(x):
+    xp = np if isinstance(x, np.ndarray) else jnp
+    if any(not 0 <= a < x.ndim - 2 for a in mirror_axes):
+      raise ValueError(f"mirror_axes {mirror_axes} out of range for windows {x.shape}")
+    total = 0.0
+    for subset in subsets:
+      axes = tuple(a + 1 for a in subset)
+      flipped = xp.flip(x, axes) if axes else x
+      flipped = np.ascontiguousarray(flipped) if xp is np else flipped
+      out = xp.asarray(predictor(flipped), xp.float32)
+      out = xp.flip(out, axes) if axes else out
+      total = total + (_softmax(out, xp) if average == "probabilities" else out)
+    return total / len(subsets)
+
+  return predict
+
+
+def predict_volume(volume, roi_size: Sequence[int], predictor: Callable, *,
+                   overlap: float = 0.5, mode: str = "gaussian", sw_batch_size: int = 8,
+                   mirror_axes: Sequence[int] = (), batch_divisor: int = 1,
+                   sigma_scale: float = 0.125) -> np.ndarray:
+  """Blended softmax probabilities (*spatial, K) for one volume (*spatial, C).
+
+  `predictor` is a host function windows (n, *roi_size, C) -> logits, e.g. an
+  evaluator's `lambda w: predict_fn({"image": w})`. `sw_batch_size` is rounded
+  up to a multiple of `batch_divisor` (`engine.mesh.batch_divisor(mesh)`, or
+  `jax.device_count()`, a multiple of it), so a mesh-sharded predictor gets
+  full batches; the last chunk is padded. Each window's softmax
+  (mirror-averaged over `mirror_axes` when given) is Gaussian-blended; any
+  volume size works, axes smaller than the roi are padded and cropped back.
+  """
+  volume = np.asarray(volume, np.float32)
+  if volume.ndim != len(roi_size) + 1:
+    raise ValueError(f"volume {volume.shape} needs {len(roi_size)} spatial axes + channels")
+  divisor = max(int(batch_divisor), 1)
+  chunk = -(-max(int(sw_batch_size), 1) // divisor) * divisor
+  probs = mirrored(lambda w: np.asarray(predictor(w)), mirror_axes)
+  return sliding_window_host(volume[None], roi_size, probs, overlap, mode, chunk,
+                             sigma_scale)[0]
+
+
+def _softmax(logits, xp):
+  e = xp.exp(logits - logits.max(-1, keepdims=True))
+  return e / e.sum(-1, keepdims=True)
 
 
 def _window_slice(corner, roi_size):

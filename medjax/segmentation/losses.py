@@ -14,9 +14,13 @@ Reductions:
   over images with `example_weight` (MONAI `DiceLoss(batch=False)`). With
   `batch_dice=True` the intersections and sums are pooled over the batch first
   (nnU-Net's batch Dice), which is steadier for small or absent structures.
+* `deep_supervision_loss`: a weighted sum of any of these over the U-Net's
+  deep-supervision outputs, labels and mask downsampled by nearest neighbour.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -94,3 +98,54 @@ def dice_ce(logits, labels, mask=None, example_weight=None, dice_weight: float =
   dice = soft_dice(logits, labels, mask, example_weight, **dice_kwargs)
   ce = cross_entropy(logits, labels, mask, example_weight)
   return dice_weight * dice + ce_weight * ce
+
+
+def per_class_dice(logits, labels, mask=None, example_weight=None,
+                   smooth: float = 1e-5) -> dict:
+  """{"dice_class_1": ..., "dice_class_{K-1}": ...}: soft Dice of each foreground
+  class, pooled over the batch (for training metrics).
+
+  Sums of p*y and p+y run over the valid pixels of every example (weighted by
+  `example_weight`) before the ratio, so a class small in some examples still
+  gets one steady number per batch. A class absent from the batch scores near 0
+  unless its predicted probability is near 0 everywhere too.
+  """
+  intersection, total = _dice_sums(logits, labels, _weights(labels, mask, example_weight))
+  dice = (2 * intersection.sum(0) + smooth) / (total.sum(0) + smooth)
+  return {f"dice_class_{k}": dice[k] for k in range(1, dice.shape[0])}
+
+
+def deep_supervision_weights(count: int) -> list[float]:
+  """nnU-Net's weights 1, 1/2, 1/4, ... normalised to sum 1 (full resolution first).
+
+  nnU-Net also zeroes the lowest resolution's weight; here every output keeps
+  its weight (pass `weights` to `deep_supervision_loss` to choose otherwise).
+  """
+  raw = [0.5**i for i in range(count)]
+  return [w / sum(raw) for w in raw]
+
+
+def deep_supervision_loss(outputs: Sequence, labels, loss_fn: Callable, mask=None,
+                          example_weight=None, weights: Sequence[float] | None = None):
+  """sum_i weights[i] * loss_fn(outputs[i], labels_i, mask=mask_i, example_weight=...).
+
+  `outputs` are logits at full resolution, 1/2, 1/4, ... (`UNet(deep_supervision=
+  True)`); output i is scored against labels and mask sampled every 2^i pixels
+  (nearest neighbour, as nnU-Net), which must give its spatial shape. A single
+  array is scored as it is.
+  """
+  if not isinstance(outputs, (tuple, list)):
+    return loss_fn(outputs, labels, mask=mask, example_weight=example_weight)
+  weights = deep_supervision_weights(len(outputs)) if weights is None else weights
+  if len(weights) != len(outputs):
+    raise ValueError(f"{len(weights)} weights for {len(outputs)} outputs")
+  total = 0.0
+  for i, (logits, w) in enumerate(zip(outputs, weights)):
+    step = (slice(None),) + (slice(None, None, 2**i),) * (labels.ndim - 1)
+    labels_i = labels[step]
+    if labels_i.shape != logits.shape[:-1]:
+      raise ValueError(f"output {i} has shape {logits.shape}; labels sampled every "
+                       f"{2**i} pixels have shape {labels_i.shape}")
+    mask_i = None if mask is None else mask[step]
+    total = total + w * loss_fn(logits, labels_i, mask=mask_i, example_weight=example_weight)
+  return total

@@ -23,7 +23,7 @@ from medjax.segmentation.data import pipeline
 from medjax.segmentation.data import sources
 
 _RAW_FOLDERS = {"lung_ct_2d": "lung_ct_2d", "drive": "drive"}
-_LOSSES = ("ce", "dice", "dice_ce")
+LOSSES = ("ce", "dice", "dice_ce")
 
 
 def default_data_dir() -> str:
@@ -33,12 +33,13 @@ def default_data_dir() -> str:
 
 
 def raw_dir_for(task_config) -> str | None:
-  """`task.raw_dir`, else $MEDJAX_SHARED_DATA/<dataset folder>, for datasets on disk."""
+  """`task.raw_dir`, else $MEDJAX_SHARED_DATA/<task.shared_folder or the dataset's folder>."""
   if task_config.raw_dir:
     return task_config.raw_dir
-  if task_config.dataset in _RAW_FOLDERS and "MEDJAX_SHARED_DATA" in os.environ:
-    return os.path.join(os.environ["MEDJAX_SHARED_DATA"], _RAW_FOLDERS[task_config.dataset])
-  if task_config.dataset == "ct_phantom":
+  folder = task_config.shared_folder or _RAW_FOLDERS.get(task_config.dataset)
+  if folder and "MEDJAX_SHARED_DATA" in os.environ:
+    return os.path.join(os.environ["MEDJAX_SHARED_DATA"], folder)
+  if task_config.dataset in ("ct_phantom", "volume_phantom"):
     return None
   raise InputError(f"config.task.raw_dir is empty: set it (or $MEDJAX_SHARED_DATA) to the "
                    f"directory of the {task_config.dataset!r} data")
@@ -57,9 +58,20 @@ def make_preprocess(task_config):
 
 def make_model(task_config, compute_dtype: str = "float32") -> unet.UNet:
   m = task_config.model
-  return unet.UNet(num_classes=task_config.num_classes, spatial_dims=2,
+  return unet.UNet(num_classes=task_config.num_classes, spatial_dims=task_config.spatial_dims,
                    features=tuple(m.features), norm=m.norm, dropout=m.dropout,
-                   dtype=jnp.dtype(compute_dtype), upsample=m.upsample)
+                   dtype=jnp.dtype(compute_dtype), upsample=m.upsample,
+                   deep_supervision=m.deep_supervision)
+
+
+def make_task(task_config, compute_dtype: str = "float32"):
+  """The 2D task, or the volume task (`medjax.segmentation.volumes`) for spatial_dims 3."""
+  if task_config.spatial_dims == 3:
+    from medjax.segmentation.volumes import task as volume_task  # pylint: disable=import-outside-toplevel
+    return volume_task.VolumeSegmentationTask(task_config, compute_dtype)
+  if task_config.spatial_dims != 2:
+    raise InputError(f"config.task.spatial_dims must be 2 or 3, got {task_config.spatial_dims}")
+  return SegmentationTask(task_config, compute_dtype)
 
 
 def predict_images(task_config, predict_fn, images):
@@ -112,8 +124,8 @@ class SegmentationTask(Task):
   native_precision = True  # the U-Net takes compute_dtype itself (norms stay float32)
 
   def __init__(self, task_config, compute_dtype: str = "float32"):
-    if task_config.loss not in _LOSSES:
-      raise InputError(f"config.task.loss: unknown {task_config.loss!r} (known: {_LOSSES})")
+    if task_config.loss not in LOSSES:
+      raise InputError(f"config.task.loss: unknown {task_config.loss!r} (known: {LOSSES})")
     self.config = task_config
     self.model = make_model(task_config, compute_dtype)
     self.preprocess = make_preprocess(task_config)
@@ -185,6 +197,16 @@ class SegmentationTask(Task):
   def evaluators(self):
     return [SegmentationEvaluator(split, source, self.preprocess, self.config, self.loss)
             for split, source in self.eval_sources.items()]
+
+  def predict_folder(self, config, workdir, input_dir, output_dir) -> list[str]:
+    """Masks for every image of `input_dir` (see `segmentation.predict`)."""
+    from medjax.segmentation import predict  # pylint: disable=import-outside-toplevel
+    return predict.predict_folder(config, workdir, self, input_dir, output_dir)
+
+  def plan(self, workdir, memory_mb):
+    del workdir, memory_mb
+    raise InputError("--mode=plan plans 3D volume datasets: use a 3D preset (e.g. "
+                     "hippocampus) or --config.task.spatial_dims=3 with dataset msd")
 
   def report(self, predict_fn, workdir):
     if not self.eval_sources:

@@ -1,19 +1,24 @@
 """On-device augmentation of segmentation batches: pure, jit-able, explicit PRNG keys.
 
 A batch is a dict with `image` (B, *S, C), `label` (B, *S) and `valid` (B, *S),
-where S is the spatial shape ((H, W) in 2D, (D, H, W) in 3D); other keys pass
+where S is the spatial shape ((H, W) in 2D, (X, Y, Z) in 3D); other keys pass
 through. Each example gets its own random transform, applied identically to its
 image, label and valid. Spatial axes are numbered as in `label`: 1..ndim-1.
-Each random function has a deterministic twin taking the per-example parameters.
+Random functions have a deterministic twin taking the per-example parameters
+(flip, rot90, affine, crop, gamma), except the simple intensity ones.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy import ndimage
+
+from medjax.engine.errors import InputError
 
 Batch = dict
 SPATIAL_KEYS = ("image", "label", "valid")
@@ -28,8 +33,13 @@ def _where(cond, a, b):
   return jnp.where(cond.reshape(cond.shape + (1,) * (a.ndim - 1)), a, b)
 
 
-def flip(batch: Batch, flips: jax.Array, axes: Sequence[int] = (1, 2)) -> Batch:
-  """Flips example b along `axes[i]` where `flips[b, i]` is true."""
+def _all_spatial(batch: Batch, axes: Sequence[int] | None) -> tuple[int, ...]:
+  return tuple(range(1, batch["label"].ndim)) if axes is None else tuple(axes)
+
+
+def flip(batch: Batch, flips: jax.Array, axes: Sequence[int] | None = None) -> Batch:
+  """Flips example b along `axes[i]` (default: every spatial axis) where `flips[b, i]`."""
+  axes = _all_spatial(batch, axes)
   out = dict(batch)
   for k in _spatial_keys(batch):
     x = batch[k]
@@ -39,8 +49,9 @@ def flip(batch: Batch, flips: jax.Array, axes: Sequence[int] = (1, 2)) -> Batch:
   return out
 
 
-def random_flip(batch: Batch, key: jax.Array, axes: Sequence[int] = (1, 2)) -> Batch:
-  """Flips each example along each of `axes` with probability 1/2."""
+def random_flip(batch: Batch, key: jax.Array, axes: Sequence[int] | None = None) -> Batch:
+  """Flips each example along each of `axes` (default: all spatial) with probability 1/2."""
+  axes = _all_spatial(batch, axes)
   flips = jax.random.bernoulli(key, 0.5, (batch["label"].shape[0], len(axes)))
   return flip(batch, flips, axes)
 
@@ -66,29 +77,49 @@ def random_rot90(batch: Batch, key: jax.Array, axes: tuple[int, int] = (1, 2)) -
   return rot90(batch, jax.random.randint(key, (batch["label"].shape[0],), 0, 4), axes)
 
 
-def _rotation_coords(height: int, width: int, radians: jax.Array) -> jax.Array:
-  """Source (row, col) of every output pixel for a rotation about the image centre.
-
-  Positive angles turn the content counter-clockwise, like `np.rot90`.
-  """
-  cy, cx = (height - 1) / 2, (width - 1) / 2
-  y, x = jnp.meshgrid(jnp.arange(height) - cy, jnp.arange(width) - cx, indexing="ij")
-  cos, sin = jnp.cos(radians), jnp.sin(radians)
-  return jnp.stack([cos * y + sin * x + cy, -sin * y + cos * x + cx])
+def _plane_rotation(d: int, i: int, j: int, radians: jax.Array) -> jax.Array:
+  diagonal, turn = np.zeros((d, d), np.float32), np.zeros((d, d), np.float32)
+  diagonal[i, i] = diagonal[j, j] = 1
+  turn[i, j], turn[j, i] = 1, -1
+  return np.eye(d, dtype=np.float32) + (jnp.cos(radians) - 1) * diagonal + jnp.sin(radians) * turn
 
 
-def _resample(plane: jax.Array, coords: jax.Array, order: int) -> jax.Array:
-  return ndimage.map_coordinates(plane, list(coords), order=order, mode="constant", cval=0)
+def rotation_matrix(radians: jax.Array) -> jax.Array:
+  """Output -> source offsets for `affine`: (2, 2) for a scalar angle, (3, 3) =
+  R_0 @ R_1 @ R_2 for angles (3,), R_a about axis a. A positive quarter turn about
+  axis a equals `np.rot90(x, 1, axes=((a + 1) % 3, (a + 2) % 3))`; in 2D, `np.rot90`."""
+  radians = jnp.asarray(radians, jnp.float32)
+  if radians.ndim == 0:
+    return _plane_rotation(2, 0, 1, radians)
+  m = jnp.eye(3, dtype=jnp.float32)
+  for axis in range(3):
+    turn = _plane_rotation(3, (axis + 1) % 3, (axis + 2) % 3, radians[axis])
+    m = jnp.sum(m[:, :, None] * turn[None], axis=1)  # elementwise: exact float32
+  return m
 
 
-def _rotate_one(example: Batch, radians: jax.Array) -> Batch:
-  h, w = example["label"].shape
-  coords = _rotation_coords(h, w, radians)
+def _affine_coords(shape: tuple[int, ...], matrix: jax.Array) -> jax.Array:
+  """Source coordinates (d, *shape): centre + matrix @ (voxel - centre), elementwise
+  in float32 (no matmul, so no reduced-precision dot on accelerators)."""
+  d = len(shape)
+  centre = jnp.asarray([(n - 1) / 2 for n in shape], jnp.float32).reshape((d,) + (1,) * d)
+  grid = jnp.stack(jnp.meshgrid(*[jnp.arange(n, dtype=jnp.float32) for n in shape],
+                                indexing="ij")) - centre
+  m = matrix.astype(jnp.float32).reshape((d, d) + (1,) * d)
+  return jnp.sum(m * grid[None], axis=1) + centre
+
+
+def _resample(x: jax.Array, coords: jax.Array, order: int) -> jax.Array:
+  return ndimage.map_coordinates(x, list(coords), order=order, mode="constant", cval=0)
+
+
+def _affine_one(example: Batch, matrix: jax.Array) -> Batch:
+  coords = _affine_coords(example["label"].shape, matrix)
   out = dict(example)
   if "image" in example:
     image = example["image"]
-    planes = jax.vmap(lambda p: _resample(p, coords, 1), in_axes=-1, out_axes=-1)
-    out["image"] = planes(image.astype(jnp.float32)).astype(image.dtype)
+    channels = jax.vmap(lambda p: _resample(p, coords, 1), in_axes=-1, out_axes=-1)
+    out["image"] = channels(image.astype(jnp.float32)).astype(image.dtype)
   for key in ("label", "valid"):
     if key in example:
       x = example[key]
@@ -96,23 +127,50 @@ def _rotate_one(example: Batch, radians: jax.Array) -> Batch:
   return out
 
 
-def rotate(batch: Batch, degrees: jax.Array) -> Batch:
-  """Rotates example b by `degrees[b]` (counter-clockwise) about its centre (2D only).
+def affine(batch: Batch, matrices: jax.Array) -> Batch:
+  """Resamples example b at centre + matrices[b] @ (voxel - centre), any spatial dims.
 
-  Image: bilinear; label and valid: nearest. Pixels from outside the image are 0,
-  so they get valid = 0.
+  `matrices` is (B, d, d) mapping output offsets to source offsets. Image:
+  (bi/tri)linear; label and valid: nearest. Voxels from outside are 0, so they
+  get valid = 0. The identity matrix reproduces the input exactly.
   """
+  spatial = {k: batch[k] for k in _spatial_keys(batch)}
+  return {**batch, **jax.vmap(_affine_one)(spatial, matrices)}
+
+
+def rotate(batch: Batch, degrees: jax.Array) -> Batch:
+  """Rotates example b by `degrees[b]` (counter-clockwise) about its centre (2D only)."""
   if batch["label"].ndim != 3:
     raise ValueError(f"rotate is 2D only; label shape {batch['label'].shape}")
-  spatial = {k: batch[k] for k in _spatial_keys(batch)}
-  rotated = jax.vmap(_rotate_one)(spatial, jnp.deg2rad(degrees))
-  return {**batch, **rotated}
+  return affine(batch, jax.vmap(rotation_matrix)(jnp.deg2rad(degrees)))
 
 
 def random_rotate(batch: Batch, key: jax.Array, max_degrees: float) -> Batch:
   """Rotates each example by an angle uniform in [-max_degrees, max_degrees]."""
   n = batch["label"].shape[0]
   return rotate(batch, jax.random.uniform(key, (n,), minval=-max_degrees, maxval=max_degrees))
+
+
+def random_affine(batch: Batch, key: jax.Array, max_degrees: float = 15.0,
+                  scale: float = 0.0, probability: float = 1.0) -> Batch:
+  """Rotation plus isotropic scaling, one resampling per example (2D or 3D).
+
+  Angles (one in 2D, one per axis in 3D) are uniform in [-max_degrees,
+  max_degrees]; the content is magnified by s ~ U[1 - scale, 1 + scale]. Each
+  example is transformed with `probability`, else left exactly as it is.
+  """
+  n, d = batch["label"].shape[0], batch["label"].ndim - 1
+  if d not in (2, 3):
+    raise ValueError(f"random_affine needs 2 or 3 spatial axes; label shape "
+                     f"{batch['label'].shape}")
+  a = 1 if d == 2 else 3
+  u = jax.random.uniform(key, (n, a + 2))  # one draw: fewer RNG kernels to compile
+  angles = max_degrees * (2 * u[:, :a] - 1)
+  s = 1 + scale * (2 * u[:, a] - 1)
+  matrices = jax.vmap(rotation_matrix)(jnp.deg2rad(angles[:, 0] if d == 2 else angles))
+  apply = (u[:, a + 1] < probability)[:, None, None]
+  matrices = jnp.where(apply, matrices / s[:, None, None], jnp.eye(d, dtype=jnp.float32))
+  return affine(batch, matrices)
 
 
 def crop(batch: Batch, offsets: jax.Array, size: Sequence[int]) -> Batch:
@@ -150,6 +208,47 @@ def random_intensity(batch: Batch, key: jax.Array, scale: float, shift: float) -
   return {**batch, "image": (image * s + t).astype(image.dtype)}
 
 
+def gamma(batch: Batch, gammas: jax.Array) -> Batch:
+  """nnU-Net's gamma: per example and channel, rescale the image to [0, 1], raise it
+  to `gammas[b]`, rescale back. Examples with gamma 1 are left exactly as they are."""
+  image = batch["image"].astype(jnp.float32)
+  axes = tuple(range(1, image.ndim - 1))
+  low = jnp.min(image, axis=axes, keepdims=True)
+  span = jnp.max(image, axis=axes, keepdims=True) - low + 1e-7
+  g = jnp.reshape(gammas, (-1,) + (1,) * (image.ndim - 1)).astype(jnp.float32)
+  out = ((image - low) / span) ** g * span + low
+  return {**batch, "image": _where(gammas == 1, image, out).astype(batch["image"].dtype)}
+
+
+def random_gamma(batch: Batch, key: jax.Array, gamma_range: Sequence[float] = (0.7, 1.5),
+                 probability: float = 0.3) -> Batch:
+  """Gamma with `probability`; as nnU-Net, half the draws (when the range allows)
+  are uniform in [low, 1), the others uniform in [max(low, 1), high]."""
+  low, high = gamma_range
+  n = batch["image"].shape[0]
+  side, u, apply = jax.random.uniform(key, (3, n))
+  below = (side < 0.5) & (jnp.asarray(low) < 1)
+  above_low = jnp.maximum(low, 1.0)
+  g = jnp.where(below, low + u * (1 - low), above_low + u * (high - above_low))
+  return gamma(batch, jnp.where(apply < probability, g, 1.0))
+
+
+def random_noise(batch: Batch, key: jax.Array, sigma_range: Sequence[float] = (0.0, 0.1),
+                 probability: float = 0.1) -> Batch:
+  """Adds N(0, sigma^2) noise to the image of each example with `probability`,
+  sigma ~ U[sigma_range]; other examples are left exactly as they are."""
+  image = batch["image"]
+  n = image.shape[0]
+  k_draw, k_noise = jax.random.split(key)
+  u, apply = jax.random.uniform(k_draw, (2, n))
+  sigma = sigma_range[0] + u * (sigma_range[1] - sigma_range[0])
+  # Drawn flat: XLA:CPU compiles an N-d threefry draw several times slower.
+  noise = jax.random.normal(k_noise, (image.size,)).reshape(image.shape)
+  noise = noise * sigma.reshape((n,) + (1,) * (image.ndim - 1))
+  noisy = (image.astype(jnp.float32) + noise).astype(image.dtype)
+  return {**batch, "image": _where(apply < probability, noisy, image)}
+
+
 def compose(*fns: Callable[[Batch, jax.Array], Batch]) -> Callable[[Batch, jax.Array], Batch]:
   """Chains `fn(batch, key)` augmentations, giving each its own split of the key.
 
@@ -162,3 +261,37 @@ def compose(*fns: Callable[[Batch, jax.Array], Batch]) -> Callable[[Batch, jax.A
     return batch
 
   return apply
+
+
+def volume_augmentation(a, patch_size: Sequence[int] | None = None
+                        ) -> Callable[[Batch, jax.Array], Batch]:
+  """The 3D training augmentation from `config.task.augment` `a` (nnU-Net-like).
+
+  Order: affine (rotate_degrees about each axis + scale, one resampling, with
+  `affine_probability`), rot90 (quarter turns in the (X, Y) plane, needs a
+  square plane), flip (every axis), noise (sigma ~ U[0, noise_std], with
+  `noise_probability`), intensity (scale/shift), gamma (`gamma_range`, with
+  `gamma_probability`). Zero or False fields are skipped. Pass the patch size to
+  check rot90 here, as an InputError.
+  """
+  if a.rot90 and patch_size is not None and patch_size[0] != patch_size[1]:
+    raise InputError(f"config.task.augment.rot90 turns the (X, Y) plane and needs equal "
+                     f"patch sizes there; patch_size is {tuple(patch_size)}")
+  steps = []
+  if a.rotate_degrees or a.scale:
+    steps.append(functools.partial(random_affine, max_degrees=a.rotate_degrees,
+                                   scale=a.scale, probability=a.affine_probability))
+  if a.rot90:
+    steps.append(functools.partial(random_rot90, axes=(1, 2)))
+  if a.flip:
+    steps.append(random_flip)
+  if a.noise_std and a.noise_probability:
+    steps.append(functools.partial(random_noise, sigma_range=(0.0, a.noise_std),
+                                   probability=a.noise_probability))
+  if a.intensity_scale or a.intensity_shift:
+    steps.append(functools.partial(random_intensity, scale=a.intensity_scale,
+                                   shift=a.intensity_shift))
+  if a.gamma_probability:
+    steps.append(functools.partial(random_gamma, gamma_range=tuple(a.gamma_range),
+                                   probability=a.gamma_probability))
+  return compose(*steps) if steps else lambda batch, key: batch

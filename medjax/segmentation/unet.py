@@ -35,6 +35,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from medjax.engine.errors import InputError
+from medjax.segmentation import conv3d
 
 NORMS = ("batch", "group", "instance", "none")
 UPSAMPLES = ("subpixel", "transpose")
@@ -71,12 +72,14 @@ class ConvBlock(nn.Module):
   dropout: float = 0.0
   convs: int = 2
   dtype: Any = jnp.float32
+  conv_impl: str = "xla"
 
   @nn.compact
   def __call__(self, x, train: bool):
     for _ in range(self.convs):
       x = nn.Conv(self.features, (3,) * self.spatial_dims, padding="SAME",
-                  use_bias=self.norm == "none", dtype=self.dtype)(x)
+                  use_bias=self.norm == "none", dtype=self.dtype,
+                  conv_general_dilated=conv3d.conv_fn(self.conv_impl))(x)
       x = _norm_layer(self.norm, self.features, train, self.dtype)(x)
       x = nn.relu(x)
     if self.dropout > 0:
@@ -120,6 +123,13 @@ class UNet(nn.Module):
     dtype: compute dtype (e.g. bfloat16); parameters stay float32.
     convs_per_block: convolutions per level.
     upsample: 'subpixel' (default, fast on CPU) or 'transpose'.
+    conv_impl: 3^d convolutions as 'xla' (one lax convolution) or 'slices'
+      (3D as 2D convolutions over depth taps, same maths; see conv3d.py).
+    deep_supervision: with train=True, return a tuple: the full-resolution
+      logits, then logits at 1/2, 1/4, ... of the input size (ceil) from the
+      decoder levels above the bottleneck, each by its own 1^d conv head
+      (`len(features) - 2` extra outputs, as nnU-Net). With train=False only
+      the full-resolution logits, so evaluation and prediction are unchanged.
   """
 
   num_classes: int
@@ -130,10 +140,12 @@ class UNet(nn.Module):
   dtype: Any = jnp.float32
   convs_per_block: int = 2
   upsample: str = "subpixel"
+  conv_impl: str = "xla"
+  deep_supervision: bool = False
 
   def _block(self, features: int) -> ConvBlock:
     return ConvBlock(features, self.spatial_dims, self.norm, self.dropout,
-                     self.convs_per_block, self.dtype)
+                     self.convs_per_block, self.dtype, self.conv_impl)
 
   @nn.compact
   def __call__(self, image, train: bool = False):
@@ -148,12 +160,25 @@ class UNet(nn.Module):
         x = nn.max_pool(x, (2,) * d, strides=(2,) * d)
       x = self._block(width)(x, train)
       skips.append(x)
-    for width, skip in zip(self.features[-2::-1], skips[-2::-1]):
+    levels = len(self.features)
+    lower = []  # decoder outputs at 1/2^(levels-2) ... 1/2 (coarsest first)
+    for level, (width, skip) in enumerate(zip(self.features[-2::-1], skips[-2::-1])):
       x = Upsample(width, d, self.upsample, self.dtype)(x)
       x = self._block(width)(jnp.concatenate([skip, x], axis=-1), train)
-    x = nn.Conv(self.num_classes, (1,) * d, dtype=self.dtype)(x)
-    crop = (slice(None),) + tuple(slice(0, s) for s in spatial) + (slice(None),)
-    return x[crop].astype(jnp.float32)
+      if self.deep_supervision and level < levels - 2:
+        head = nn.Conv(self.num_classes, (1,) * d, dtype=self.dtype,
+                       name=f"deep_supervision_{levels - 2 - level}")
+        lower.append(_crop(head(x), spatial, 2 ** (levels - 2 - level)))
+    x = _crop(nn.Conv(self.num_classes, (1,) * d, dtype=self.dtype)(x), spatial, 1)
+    if self.deep_supervision and train:
+      return (x, *lower[::-1])
+    return x
+
+
+def _crop(logits, spatial, factor: int):
+  """float32 logits cropped to ceil(spatial / factor), undoing `_pad_to_multiple`."""
+  crop = tuple(slice(0, -(-s // factor)) for s in spatial)
+  return logits[(slice(None),) + crop].astype(jnp.float32)
 
 
 def _pad_to_multiple(x, multiple: int):

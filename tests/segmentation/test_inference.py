@@ -171,3 +171,101 @@ def test_host_version_matches_jit_version(mode, shape, roi):
                                               sw_batch_size=5)
   assert host.shape == shape[:-1] + (3,)
   np.testing.assert_allclose(host, np.asarray(traced), rtol=1e-5, atol=1e-5)
+
+
+def _asymmetric(x):  # window- and position-dependent per channel; numpy or jax
+  xp = np if isinstance(x, np.ndarray) else jnp
+  rows = xp.arange(x.shape[1], dtype=x.dtype).reshape(1, -1, *([1] * (x.ndim - 2)))
+  window_mean = xp.mean(x, axis=tuple(range(1, x.ndim - 1)), keepdims=True)
+  return (x + window_mean**2 + 0.1 * rows) * xp.arange(1, x.shape[-1] + 1, dtype=x.dtype)
+
+
+def _pointwise_np(x):
+  return np.concatenate([np.tanh(x) * 2, x**2 - 1], axis=-1)
+
+
+def _softmax_np(x):
+  e = np.exp(x - x.max(-1, keepdims=True))
+  return e / e.sum(-1, keepdims=True)
+
+
+def _flip_average(predictor, axes, average="probabilities"):
+  """Reference test-time mirroring: explicit loop over every on/off flip pattern."""
+
+  def predict(x):
+    x, outs = np.asarray(x, np.float64), []
+    for pattern in itertools.product([False, True], repeat=len(axes)):
+      flipped = x
+      for axis, on in zip(axes, pattern):
+        flipped = flipped[(slice(None),) * (axis + 1) + (slice(None, None, -1),)] if on \
+            else flipped
+      out = np.asarray(predictor(flipped), np.float64)
+      for axis, on in zip(axes, pattern):
+        out = out[(slice(None),) * (axis + 1) + (slice(None, None, -1),)] if on else out
+      outs.append(_softmax_np(out) if average == "probabilities" else out)
+    return np.mean(outs, axis=0)
+
+  return predict
+
+
+def test_mirroring_flip_equivariant_predictor_is_plain_softmax():
+  x = np.random.default_rng(5).normal(size=(2, 4, 3, 5, 2)).astype(np.float32)
+  out = inference.mirrored(_pointwise_np, (0, 1, 2))(x)
+  assert isinstance(out, np.ndarray) and out.dtype == np.float32
+  np.testing.assert_allclose(out, _softmax_np(_pointwise_np(x)), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("average", ["probabilities", "logits"])
+def test_mirroring_matches_flip_loop_and_is_flip_equivariant(average):
+  x = np.random.default_rng(6).normal(size=(2, 5, 4, 3, 2)).astype(np.float32)
+  mirror = inference.mirrored(_asymmetric, (0, 2), average)
+  out = mirror(x)
+  np.testing.assert_allclose(out, _flip_average(_asymmetric, (0, 2), average)(x),
+                             rtol=1e-5, atol=1e-6)
+  plain = _softmax_np(_asymmetric(x)) if average == "probabilities" else _asymmetric(x)
+  assert np.abs(out - plain).max() > 1e-2  # the position ramp is not flip-invariant
+  flipped = mirror(np.ascontiguousarray(x[:, ::-1]))  # a group average: equivariant
+  np.testing.assert_allclose(flipped, out[:, ::-1], rtol=1e-5, atol=1e-6)
+  with pytest.raises(ValueError):
+    mirror_bad = inference.mirrored(_asymmetric, (0, 3))
+    mirror_bad(x)
+  with pytest.raises(ValueError):
+    inference.mirrored(_asymmetric, (0,), average="median")
+
+
+def test_predict_volume_identity_logits_reproduce_softmax_and_fill_mesh():
+  volume = np.random.default_rng(7).normal(size=(9, 10, 5, 3)).astype(np.float32)
+  calls = []
+
+  def predictor(windows):
+    calls.append(windows.shape)
+    return windows  # identity logits: translation- and flip-equivariant
+
+  for mirror_axes in [(), (0, 1, 2)]:
+    probs = inference.predict_volume(volume, (4, 4, 8), predictor, sw_batch_size=6,
+                                     batch_divisor=4, mirror_axes=mirror_axes)
+    assert probs.shape == volume.shape  # z (5) < roi (8): padded, then cropped back
+    np.testing.assert_allclose(probs, _softmax_np(volume), rtol=1e-5, atol=1e-6)
+  assert set(calls) == {(8, 4, 4, 8, 3)}  # 6 rounded up to a multiple of 4 devices
+  with pytest.raises(ValueError):
+    inference.predict_volume(volume[..., 0], (4, 4, 8), predictor)
+
+
+def test_predict_volume_with_mirroring_matches_loop_reference():
+  volume = np.random.default_rng(8).normal(size=(7, 6, 9, 2)).astype(np.float32)
+  probs = inference.predict_volume(volume, (4, 4, 4), _asymmetric, overlap=0.5,
+                                   sw_batch_size=3, mirror_axes=(0, 1, 2))
+  expected = _reference(volume[None], (4, 4, 4), _flip_average(_asymmetric, (0, 1, 2)),
+                        0.5, "gaussian")[0]
+  np.testing.assert_allclose(probs, expected, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-5)
+
+
+def test_jit_sliding_window_with_mirroring():
+  image = _normal(9, (1, 6, 5, 5, 2))
+  run = jax.jit(functools.partial(
+      inference.sliding_window_inference, roi_size=(4, 4, 4), overlap=0.5, sw_batch_size=2,
+      predictor=inference.mirrored(_asymmetric, (0, 2), "logits")))
+  expected = _reference(image, (4, 4, 4), _flip_average(_asymmetric, (0, 2), "logits"),
+                        0.5, "gaussian")
+  np.testing.assert_allclose(run(image), expected, rtol=1e-5, atol=1e-5)

@@ -1,3 +1,4 @@
+import functools
 import types
 
 import jax
@@ -70,10 +71,11 @@ def test_cross_entropy_matches_numpy(seed, spatial):
   np.testing.assert_allclose(got, _np_cross_entropy(logits, labels, mask, ew), rtol=1e-5)
 
 
+@pytest.mark.parametrize("spatial", [(5, 6), (4, 3, 2)])  # 3 classes, 2D and 3D
 @pytest.mark.parametrize("batch", [False, True])
 @pytest.mark.parametrize("skip_bg", [False, True])
-def test_soft_dice_matches_numpy(batch, skip_bg):
-  logits, labels, mask, ew = _random_case(2)
+def test_soft_dice_matches_numpy(batch, skip_bg, spatial):
+  logits, labels, mask, ew = _random_case(2, spatial)
   got = losses.soft_dice(logits, labels, mask, ew, include_background=not skip_bg,
                          smooth=1e-5, batch_dice=batch)
   want = _np_soft_dice(logits, labels, mask, ew, skip_bg, 1e-5, batch)
@@ -133,3 +135,35 @@ def test_empty_batch_is_zero_and_finite():
   assert float(losses.cross_entropy(logits, labels, np.zeros_like(mask))) == 0.0
   value = losses.soft_dice(logits, labels, mask, np.zeros(3))
   assert float(value) == 0.0
+
+
+def test_dice_per_class_matches_numpy_3d():
+  logits, labels, mask, ew = _random_case(6, (4, 3, 2), k=4)
+  got = jax.jit(losses_lib.per_class_dice)(logits, labels, mask, ew)
+  m = mask * ew[:, None, None, None]  # pooled over the batch's valid pixels
+  want = _np_dice(_softmax(logits.astype(np.float64)), labels, m, 4, 1e-5, skip_bg=True)
+  assert sorted(got) == ["dice_class_1", "dice_class_2", "dice_class_3"]
+  np.testing.assert_allclose([got[f"dice_class_{k}"] for k in (1, 2, 3)], want, rtol=1e-5)
+
+
+def test_deep_supervision_loss_weights_and_downsampling():
+  rng = np.random.default_rng(7)
+  shapes = [(8, 6, 5), (4, 3, 3), (2, 2, 2)]
+  outputs = tuple(rng.normal(size=(2, *s, 3)).astype(np.float32) for s in shapes)
+  labels = rng.integers(0, 3, (2, 8, 6, 5))
+  mask = (rng.random((2, 8, 6, 5)) > 0.2).astype(np.float32)
+  ew = np.array([1.0, 0.5])
+  loss = jax.jit(functools.partial(losses_lib.deep_supervision_loss,
+                                   loss_fn=losses_lib.cross_entropy))
+  got = loss(outputs, labels, mask=mask, example_weight=ew)
+  weights = np.array([4, 2, 1]) / 7  # 1, 1/2, 1/4 normalised
+  np.testing.assert_allclose(losses_lib.deep_supervision_weights(3), weights)
+  want = sum(w * _np_cross_entropy(o, labels[:, ::f, ::f, ::f], mask[:, ::f, ::f, ::f], ew)
+             for w, o, f in zip(weights, outputs, (1, 2, 4)))
+  np.testing.assert_allclose(got, want, rtol=1e-5)
+  # A single array is the plain loss; a wrong scale is refused.
+  np.testing.assert_allclose(loss(outputs[0], labels, mask=mask, example_weight=ew),
+                             _np_cross_entropy(outputs[0], labels, mask, ew), rtol=1e-5)
+  with pytest.raises(ValueError, match="sampled every 2"):
+    losses_lib.deep_supervision_loss((outputs[0], outputs[2]), labels,
+                                     losses_lib.cross_entropy)

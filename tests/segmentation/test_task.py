@@ -12,6 +12,7 @@ from medjax.segmentation import predict
 from medjax.segmentation import task as task_lib
 from medjax.segmentation.data.errors import DataError
 from tests.segmentation.data import raw_fixtures
+from tests.segmentation.volumes import raw_volumes
 
 
 def _tiny(config, tmp_path, raw_dir=""):
@@ -32,6 +33,8 @@ def _raw(preset, root):
     raw_fixtures.write_drive(root, train_ids=(21, 22, 37), test_ids=(), size=(40, 36))
   elif preset == "folder":
     raw_fixtures.write_folder(root)
+  elif preset == "hippocampus":
+    raw_volumes.write_msd(root, cases=3)
   else:
     return ""
   return root
@@ -43,18 +46,24 @@ def _tiny_preset(preset, tmp_path):
     config.task.builder.update(num_train=8, num_val=4, size=32)
   if preset == "drive":
     config.task.patch_size = config.task.sliding_window.roi = (16, 16)
+  if config.task.spatial_dims == 3:
+    config.task.patch_size = (8, 8, 8)
+    config.task.volume.val_fraction = 0.34
+    config.batch_size = 2
+  if preset == "quick3d":
+    config.task.builder.update(num_cases=3, shape=(12, 14, 10))
   return config
 
 
 @pytest.mark.parametrize("preset", sorted(seg_configs.PRESETS))
 def test_every_preset_prepares_its_data_and_batches(preset, tmp_path):
   config = _tiny_preset(preset, tmp_path)
-  task = task_lib.SegmentationTask(config.task)
+  task = task_lib.make_task(config.task)
   batch = next(iter(task.train_dataset(2, seed=0)))
   example = task.example_batch(2)
   assert batch["image"].shape[-1] == example["image"].shape[-1] == task.in_channels()
   assert batch["image"].shape[0] == 2 and np.isfinite(batch["image"]).all()
-  assert batch["label"].shape == batch["image"].shape[:3] and batch["_mask"].sum() == 2
+  assert batch["label"].shape == batch["image"].shape[:-1] and batch["_mask"].sum() == 2
 
 
 # The quick preset's full run is also the README's main job (tests/experiments).
@@ -63,7 +72,11 @@ def test_every_preset_prepares_its_data_and_batches(preset, tmp_path):
 def test_one_step_smoke_run_of_every_preset(preset, tmp_path):
   config = _tiny_preset(preset, tmp_path)
   results = train.train_and_evaluate(config, str(tmp_path / "work"),
-                                     task_lib.SegmentationTask(config.task))
+                                     task_lib.make_task(config.task))
+  if config.task.spatial_dims == 3:
+    assert 0.0 <= results["val/dice_mean"] <= 1.0 and results["val/num_cases"] > 0
+    assert (tmp_path / "work" / "val_cases.csv").exists()
+    return
   assert 0.0 <= results["val/dice"] <= 1.0 and results["val/num_images"] > 0
   assert (tmp_path / "work" / "overlays.png").exists()
 

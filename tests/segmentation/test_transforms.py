@@ -5,6 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from experiments.configs import segmentation as seg_configs
+from medjax.engine.errors import InputError
 from medjax.segmentation import transforms
 
 # Jitted once per shape: faster than eager dispatch, and checks that each is jit-able.
@@ -144,3 +146,171 @@ def test_compose_is_jittable_and_deterministic_per_key():
     np.testing.assert_array_equal(a[k], b[k])
   assert a["image"].shape == (3, 4, 4, 2)
   assert not np.array_equal(a["image"], c["image"])
+
+
+# 3D: (B, X, Y, Z, C) batches; the affine path is one N-D resampler. One compilation
+# per function: the random ones take their float options as traced arguments.
+def _host(fn):
+  """`fn` under jit, with numpy outputs (no eager indexing of device arrays in tests)."""
+  jitted = jax.jit(fn)
+  return lambda *args: jax.tree.map(np.asarray, jitted(*args))
+
+
+affine = _host(transforms.affine)
+gamma = _host(transforms.gamma)
+random_affine = _host(transforms.random_affine)
+random_gamma = _host(transforms.random_gamma)
+random_noise = _host(transforms.random_noise)
+
+
+def make_batch_3d(b=3, shape=(5, 5, 5), c=2, seed=0):
+  rng = np.random.default_rng(seed)
+  return {"image": rng.normal(size=(b, *shape, c)).astype(np.float32),
+          "label": rng.integers(0, 3, (b, *shape)).astype(np.int32),
+          "valid": np.ones((b, *shape), np.float32), "_mask": np.ones(b, np.float32)}
+
+
+def test_flip_defaults_to_every_spatial_axis_3d():
+  batch = make_batch_3d(b=2, shape=(3, 4, 2))
+  flips = np.array([[True, False, True], [False, True, False]])
+  out = jax.jit(transforms.flip)(batch, jnp.asarray(flips))
+
+  def ref(b, x):
+    return np.flip(x, tuple(i for i in range(3) if flips[b, i]))
+
+  assert_each_example(out, batch, ref)
+
+
+def test_rot90_3d_in_plane_and_needs_square_plane():
+  batch = make_batch_3d(b=4, shape=(4, 4, 3))
+  k = np.array([0, 1, 2, 3])
+  assert_each_example(rot90(batch, jnp.asarray(k)), batch,
+                      lambda b, x: np.rot90(x, k[b], axes=(0, 1)))
+  with pytest.raises(ValueError, match="square"):
+    transforms.random_rot90(make_batch_3d(shape=(4, 5, 4)), jax.random.key(0))
+
+
+def quarter_turn(axis):
+  """By hand: the source offset of a 90-degree turn about `axis` (plane axis+1, axis+2)."""
+  i, j = (axis + 1) % 3, (axis + 2) % 3
+  m = np.zeros((3, 3), np.float32)
+  m[axis, axis], m[i, j], m[j, i] = 1, 1, -1
+  return m
+
+
+def rotation_about(axis, radians):
+  """By hand: the rotation by `radians` about `axis` (plane axis+1, axis+2)."""
+  i, j = (axis + 1) % 3, (axis + 2) % 3
+  m = np.eye(3)
+  m[i, i] = m[j, j] = np.cos(radians)
+  m[i, j], m[j, i] = np.sin(radians), -np.sin(radians)
+  return m
+
+
+def test_rotation_matrix_conventions():
+  angles = np.concatenate([np.deg2rad(90.0) * np.eye(3), [[0.3, -0.2, 0.5]]]).astype(np.float32)
+  got = np.asarray(jax.jit(jax.vmap(transforms.rotation_matrix))(angles))
+  for axis in range(3):
+    np.testing.assert_allclose(got[axis], quarter_turn(axis), atol=1e-6)
+  want = rotation_about(0, 0.3) @ rotation_about(1, -0.2) @ rotation_about(2, 0.5)
+  np.testing.assert_allclose(got[3], want, atol=1e-6)
+
+
+def test_affine_identity_quarter_turns_and_zoom_out():
+  batch = make_batch_3d(b=4)  # a 5^3 cube: turns about the centre voxel map voxels to voxels
+  out = affine(batch, np.broadcast_to(np.eye(3, dtype=np.float32), (4, 3, 3)))
+  for k in ("image", "label", "valid"):
+    np.testing.assert_array_equal(out[k], batch[k])  # exact
+  matrices = np.stack([quarter_turn(a) for a in range(3)] + [2 * np.eye(3, dtype=np.float32)])
+  out = affine(batch, matrices)  # example 3 zooms out: voxel o reads 2 o - 2 (centre 2)
+  planes = [(1, 2), (2, 0), (0, 1)]
+  for k in ("image", "label", "valid"):
+    for b in range(3):
+      np.testing.assert_allclose(out[k][b], np.rot90(batch[k][b], 1, axes=planes[b]),
+                                 atol=1e-5)
+  assert out["label"].dtype == np.int32
+  inside = np.zeros((5, 5, 5), np.float32)
+  inside[1:4, 1:4, 1:4] = 1
+  np.testing.assert_array_equal(out["valid"][3], inside)
+  np.testing.assert_array_equal(out["label"][3, 1:4, 1:4, 1:4], batch["label"][3, ::2, ::2, ::2])
+  np.testing.assert_allclose(out["image"][3, 1:4, 1:4, 1:4], batch["image"][3, ::2, ::2, ::2],
+                             atol=1e-6)
+  assert np.all(out["label"][3][inside == 0] == 0)
+
+
+def test_random_affine_keys_shapes_and_identity_cases():
+  batch = make_batch_3d(shape=(6, 5, 4))
+  a, b = random_affine(batch, jax.random.key(1), 20.0, 0.2, 1.0), random_affine(
+      batch, jax.random.key(1), 20.0, 0.2, 1.0)
+  c = random_affine(batch, jax.random.key(2), 20.0, 0.2, 1.0)
+  for k in ("image", "label", "valid"):
+    np.testing.assert_array_equal(a[k], b[k])
+    assert a[k].shape == batch[k].shape and a[k].dtype == batch[k].dtype
+  assert not np.array_equal(a["image"], c["image"])
+  assert set(np.unique(a["label"])) <= set(np.unique(batch["label"]))
+  # No rotation with scale 1, or probability 0: every example exactly as it was.
+  for args in ((0.0, 0.0, 1.0), (20.0, 0.2, 0.0)):
+    same = random_affine(batch, jax.random.key(1), *args)
+    for k in ("image", "label", "valid"):
+      np.testing.assert_array_equal(same[k], batch[k])
+
+
+def test_gamma_matches_numpy_and_one_is_identity():
+  batch = make_batch_3d(shape=(4, 3, 2))
+  g = np.array([0.5, 2.0, 1.0], np.float32)
+  out = gamma(batch, g)["image"]
+  for b in range(3):
+    x = batch["image"][b].astype(np.float64)
+    lo, hi = x.min((0, 1, 2)), x.max((0, 1, 2))  # per channel
+    want = ((x - lo) / (hi - lo)) ** g[b] * (hi - lo) + lo
+    np.testing.assert_allclose(out[b], want, rtol=1e-4, atol=1e-5)
+  np.testing.assert_array_equal(out[2], batch["image"][2])
+  # random_gamma over a one-point range is that gamma; probability 0 is the identity.
+  fixed = random_gamma(batch, jax.random.key(0), (2.0, 2.0), 1.0)
+  np.testing.assert_allclose(fixed["image"], gamma(batch, np.full(3, 2.0))["image"], atol=1e-6)
+  np.testing.assert_array_equal(random_gamma(batch, jax.random.key(0), (0.7, 1.5), 0.0)["image"],
+                                batch["image"])
+  drawn = random_gamma(batch, jax.random.key(0), (0.7, 1.5), 1.0)
+  assert drawn["image"].shape == batch["image"].shape
+
+
+def test_random_noise_sigma_and_probability():
+  batch = make_batch_3d(b=2, shape=(4, 4, 4), c=2)
+  out = random_noise(batch, jax.random.key(0), (0.5, 0.5), 1.0)
+  residual = out["image"] - batch["image"]
+  for b in range(2):  # 128 draws per example (fixed key): the std is within 25% of 0.5
+    assert abs(residual[b].std() - 0.5) < 0.125
+  np.testing.assert_array_equal(out["label"], batch["label"])
+  np.testing.assert_array_equal(random_noise(batch, jax.random.key(0), (0.5, 0.5), 1.0)["image"],
+                                out["image"])
+  same = random_noise(batch, jax.random.key(0), (0.5, 0.5), 0.0)
+  np.testing.assert_array_equal(same["image"], batch["image"])
+
+
+def _augment_config(**fields):
+  a = seg_configs.task_config().augment
+  a.update(fields)
+  return a
+
+
+def test_volume_augmentation_options():
+  with pytest.raises(InputError, match="rot90"):
+    transforms.volume_augmentation(_augment_config(rot90=True), (40, 56, 40))
+  batch = make_batch_3d(b=2, shape=(4, 4, 4))
+  nothing = transforms.volume_augmentation(_augment_config(flip=False))
+  assert nothing(batch, jax.random.key(0)) is batch
+
+
+@pytest.mark.slow
+def test_volume_augmentation_is_jittable_and_shape_preserving():
+  config = _augment_config(
+      flip=True, rot90=True, rotate_degrees=15.0, scale=0.15, noise_std=0.1,
+      intensity_scale=0.1, intensity_shift=0.1, affine_probability=1.0,
+      noise_probability=1.0, gamma_probability=1.0)
+  augment = jax.jit(transforms.volume_augmentation(config, (8, 8, 6)))
+  batch = make_batch_3d(b=2, shape=(8, 8, 6), c=1)
+  a, b = augment(batch, jax.random.key(5)), augment(batch, jax.random.key(5))
+  for k in ("image", "label", "valid"):
+    np.testing.assert_array_equal(a[k], b[k])
+    assert a[k].shape == batch[k].shape and a[k].dtype == batch[k].dtype
+  assert not np.array_equal(a["image"], augment(batch, jax.random.key(6))["image"])

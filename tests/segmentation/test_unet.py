@@ -112,3 +112,99 @@ def test_rejects_bad_options(options):
   model = unet.UNet(2, features=FEATURES, **options)
   with pytest.raises(ValueError):
     jax.eval_shape(lambda x: model.init(jax.random.key(0), x), jnp.ones((1, 8, 8, 1)))
+
+
+def _param_shapes(model, x):
+  variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x), x)
+  return {"/".join(str(k.key) for k in path): leaf.shape
+          for path, leaf in jax.tree_util.tree_leaves_with_path(variables["params"])}
+
+
+def test_deep_supervision_adds_only_heads_and_off_is_unchanged():
+  x = jax.ShapeDtypeStruct((1, 8, 8, 8, 1), jnp.float32)
+  kw = dict(spatial_dims=3, features=(4, 8, 16, 32), norm="instance")
+  plain = _param_shapes(unet.UNet(3, **kw), x)
+  # The module layout of a 4-level U-Net, as before deep supervision existed.
+  assert {p.split("/")[0] for p in plain} == {
+      *(f"ConvBlock_{i}" for i in range(7)), "Upsample_0", "Upsample_1", "Upsample_2",
+      "Conv_0"}
+  deep = _param_shapes(unet.UNet(3, deep_supervision=True, **kw), x)
+  extra = {p: s for p, s in deep.items() if p not in plain}
+  assert {p: s for p, s in deep.items() if p in plain} == plain
+  assert extra == {"deep_supervision_1/kernel": (1, 1, 1, 8, 3),
+                   "deep_supervision_1/bias": (3,),
+                   "deep_supervision_2/kernel": (1, 1, 1, 16, 3),
+                   "deep_supervision_2/bias": (3,)}
+
+
+def test_deep_supervision_output_shapes_3d():
+  model = unet.UNet(2, spatial_dims=3, features=(4, 8, 16, 32), norm="none",
+                    deep_supervision=True)
+  x = jax.ShapeDtypeStruct((2, 8, 6, 5, 1), jnp.float32)
+  variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x), x)
+  outs = jax.eval_shape(lambda v, x: model.apply(v, x, train=True), variables, x)
+  assert [o.shape for o in outs] == [(2, 8, 6, 5, 2), (2, 4, 3, 3, 2), (2, 2, 2, 2, 2)]
+  assert all(o.dtype == jnp.float32 for o in outs)
+  out = jax.eval_shape(lambda v, x: model.apply(v, x, train=False), variables, x)
+  assert out.shape == (2, 8, 6, 5, 2)
+
+
+def test_deep_supervision_values():
+  """Full-resolution logits equal the plain model's; the head is a 1x1 conv of the
+  decoder level at 1/2, cropped to ceil(size / 2)."""
+  kw = dict(features=(4, 8, 16), norm="none")
+  x = np.random.default_rng(5).normal(size=(1, 7, 6, 1)).astype(np.float32)
+  deep = unet.UNet(3, deep_supervision=True, **kw)
+  variables = _init(deep, x)
+  plain_vars = {"params": {k: v for k, v in variables["params"].items()
+                           if not k.startswith("deep_supervision")}}
+
+  def both(v, pv, x):  # one compilation for both models
+    return (deep.apply(v, x, train=True, capture_intermediates=True, mutable=["intermediates"]),
+            unet.UNet(3, **kw).apply(pv, x, train=True))
+
+  ((full, half), state), plain = jax.jit(both)(variables, plain_vars, x)
+  np.testing.assert_allclose(full, plain, rtol=1e-5, atol=1e-5)
+  assert half.shape == (1, 4, 3, 3)
+  level = np.asarray(state["intermediates"]["ConvBlock_3"]["__call__"][0])  # (1, 4, 4, 8)
+  head = variables["params"]["deep_supervision_1"]
+  want = level @ head["kernel"][0, 0] + head["bias"]
+  np.testing.assert_allclose(half, want[:, :4, :3], rtol=1e-4, atol=1e-5)
+
+
+def test_conv_impl_slices_equals_plain_conv():
+  """conv_impl='slices': same parameters; a block's outputs and gradients agree."""
+  x = np.random.default_rng(9).normal(size=(2, 3, 4, 2, 2)).astype(np.float32)
+  blocks = [unet.ConvBlock(3, spatial_dims=3, norm="instance", conv_impl=impl)
+            for impl in ("xla", "slices")]
+  shapes = jax.eval_shape(lambda x: blocks[0].init(jax.random.key(0), x, train=True), x)
+  rng = np.random.default_rng(11)
+  variables = jax.tree.map(lambda s: rng.normal(size=s.shape).astype(np.float32), shapes)
+  g = np.random.default_rng(10).normal(size=(2, 3, 4, 2, 3)).astype(np.float32)
+
+  def loss(params, x, block):
+    out = block.apply({"params": params}, x, train=True)
+    return jnp.vdot(out, g), out
+
+  both = jax.jit(lambda p, x: [jax.grad(loss, (0, 1), has_aux=True)(p, x, b) for b in blocks])
+  (g_plain, out_plain), (g_slices, out_slices) = both(variables["params"], x)
+  np.testing.assert_allclose(out_slices, out_plain, rtol=1e-4, atol=1e-5)
+  for a, b in zip(jax.tree.leaves(g_slices), jax.tree.leaves(g_plain)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_unet_passes_conv_impl_to_its_blocks():
+  """Traced only: every 3^3 conv becomes three 2D convs; parameters are unchanged."""
+  x = jax.ShapeDtypeStruct((1, 2, 4, 2, 1), jnp.float32)
+
+  def trace(impl):
+    model = unet.UNet(2, spatial_dims=3, features=FEATURES, norm="instance", conv_impl=impl)
+    variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x), x)
+    jaxpr = jax.make_jaxpr(lambda v, x: model.apply(v, x, train=True))(variables, x)
+    ranks = [e.invars[0].aval.ndim for e in jaxpr.eqns if e.primitive.name.startswith("conv")]
+    return jax.tree.map(lambda s: s.shape, variables), sorted(ranks)
+
+  (plain_shapes, plain_ranks), (slice_shapes, slice_ranks) = trace("xla"), trace("slices")
+  assert plain_shapes == slice_shapes
+  # 3 blocks x 2 convs of 3^3, 3 2D convs each; the 1^3 head stays one 3D conv.
+  assert plain_ranks == [5] * 7 and slice_ranks == [4] * 18 + [5]

@@ -19,15 +19,25 @@ BUILDERS = {
     "drive": builders.Drive,
     "image_folder": builders.SegImageFolder,
 }
+VOLUME_BUILDERS = ("msd", "volume_phantom")  # medjax.segmentation.volumes.builder
+
+
+def _builder_class(name: str):
+  if name in VOLUME_BUILDERS:  # imported here: the volume modules import this package
+    from medjax.segmentation.volumes import builder  # pylint: disable=import-outside-toplevel
+    return {"msd": builder.MsdVolumes, "volume_phantom": builder.VolumePhantom}[name]
+  if name not in BUILDERS:
+    raise DataError(f"unknown segmentation dataset {name!r}; known: "
+                    f"{sorted(BUILDERS) + list(VOLUME_BUILDERS)}")
+  return BUILDERS[name]
 
 
 def make_builder(name: str, data_dir, raw_dir=None, **builder_kwargs):
   """The TFDS builder `name` (see BUILDERS); raw builders need `raw_dir`."""
-  if name not in BUILDERS:
-    raise DataError(f"unknown segmentation dataset {name!r}; known: {sorted(BUILDERS)}")
+  builder_class = _builder_class(name)
   if raw_dir is not None:
     builder_kwargs["raw_dir"] = os.fspath(raw_dir)
-  return BUILDERS[name](data_dir=os.fspath(data_dir), **builder_kwargs)
+  return builder_class(data_dir=os.fspath(data_dir), **builder_kwargs)
 
 
 def load_source(name: str, split: str, data_dir, raw_dir=None, **builder_kwargs):

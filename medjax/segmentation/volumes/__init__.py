@@ -1,0 +1,1 @@
+"""3D segmentation: volume readers (NIfTI, DICOM, MSD folders), geometry, plans, metrics."""
