@@ -140,7 +140,7 @@ def _quick3d(c):
   t = c.task
   t.dataset = "volume_phantom"
   t.num_classes = 3
-  t.builder = ml_collections.ConfigDict(dict(num_cases=16))
+  t.builder = ml_collections.ConfigDict(dict(num_cases=16, shape=(32, 40, 24)))
   t.volume.target_spacing = (1.0, 1.0, 1.5)
   t.patch_size = (24, 32, 16)
   t.model.features = (8, 16, 32)

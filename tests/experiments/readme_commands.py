@@ -22,6 +22,7 @@ from tests.ehr import fake_data
 from tests.molecule import fake_moleculenet
 from tests.privacy.deid import testfiles
 from tests.segmentation.data import raw_fixtures
+from tests.segmentation.volumes import raw_volumes
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 README = REPO_ROOT / "README.md"
@@ -87,6 +88,14 @@ def _slices(path: pathlib.Path):
   raw_fixtures.write_tif(str(path / "b.tif"), np.full((32, 32), 40, np.int16))
 
 
+def _scans(path: pathlib.Path):
+  """One NIfTI volume (the first phantom case's image) to segment."""
+  source = path.parent / f"{path.name}_source"
+  raw_volumes.write_msd(source, cases=1)
+  path.mkdir(parents=True, exist_ok=True)
+  (source / "imagesTr" / "case_000.nii.gz").rename(path / "scan.nii.gz")
+
+
 def _dicom_folder(path: pathlib.Path):
   """pydicom's CT and MR test files, and a file that is not DICOM."""
   testfiles.copy(path, "CT_small.dcm", "MR_small.dcm")
@@ -108,12 +117,14 @@ PLACEHOLDERS: dict[str, tuple[str, Callable | None]] = {
     "data": ("data", _write_ehr_root),
     "set-b": ("data/physionet2012/set-b", None),
     "dicom": ("dicom", lambda p: _dicom_folder(p)),
+    "Task04_Hippocampus": ("Task04_Hippocampus", lambda p: raw_volumes.write_msd(p, cases=3)),
 }
 # Relative input paths the README names -> writer (in the test's working folder).
 INPUTS: dict[str, Callable] = {
     "my.csv": lambda p: fake_moleculenet.write_two_task_csv(p, n=80),
     "new.csv": _new_smiles,
     "slices/": lambda p: _slices(p),
+    "scans/": lambda p: _scans(p),
 }
 
 

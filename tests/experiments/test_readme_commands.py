@@ -41,6 +41,8 @@ EHR_OVERRIDES = ("total_steps=2", "eval_every=0", "optimizer.warmup_steps=0",
                  "task.embed_dim=8", "task.pad_multiple=8", "task.synthetic_stays=80")
 EHR = tuple(f"--config.{o}" for o in EHR_OVERRIDES)
 RUN_FILES = ("metrics.json", "metrics.jsonl", "learning_curves.png")
+VOLUMES = (*SEGMENTATION, "--config.task.patch_size=(8,8,8)",
+           "--config.task.volume.val_fraction=0.34")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,6 +148,24 @@ def _check_deidentified(argv, stdout):
   assert "notes.txt" in summary
 
 
+def _check_plan(argv, stdout):
+  """The plan covers the cases' shape with a patch the U-Net can pool."""
+  plan = json.loads((pathlib.Path(rc.flag_value(argv, "--workdir")) / "plan.json").read_text())
+  levels = len(plan["plan"]["features"])
+  assert all(p % 2**(levels - 1) == 0 for p in plan["plan"]["patch_size"])
+  assert "--config.task.patch_size=" in stdout
+
+
+def _check_nifti_prediction(argv, stdout):
+  """Labels on the input's own grid: same shape and affine as the scan."""
+  del stdout
+  import nibabel as nib  # pylint: disable=import-outside-toplevel
+  scan = nib.load(pathlib.Path(rc.flag_value(argv, "--input_dir")) / "scan.nii.gz")
+  labels = nib.load(pathlib.Path(rc.flag_value(argv, "--output_dir")) / "scan.nii.gz")
+  assert labels.shape == scan.shape[:3]
+  assert (abs(labels.affine - scan.affine) < 1e-5).all()
+
+
 def _check_launcher(argv, stdout):
   """The dry run shows the wrapped experiment's command."""
   assert argv[argv.index("--") + 1] in stdout
@@ -169,6 +189,17 @@ CASES = (
     Case("segmentation_predict", SEG + r"lung_ct\b.*--mode=predict", extra=SEGMENTATION,
          needs="segmentation_lung_ct",
          outputs=(("--output_dir", "a.png"), ("--output_dir", "b.png"))),
+    Case("segmentation_quick3d", SEG + r"quick3d\b",
+         extra=(*VOLUMES, "--config.task.builder.num_cases=3",
+                "--config.task.builder.shape=(12,14,10)"),
+         outputs=(("--workdir", "metrics.json"), ("--workdir", "val_cases.csv"),
+                  ("--workdir", "val_summary.json"))),
+    Case("segmentation_plan", SEG + r"hippocampus\b.*--mode=plan", slow=False,
+         outputs=(("--workdir", "plan.json"),), check=_check_plan),
+    Case("segmentation_hippocampus", SEG + r"hippocampus\b", exclude=r"--mode=",
+         extra=VOLUMES, outputs=(("--workdir", "metrics.json"), ("--workdir", "best"))),
+    Case("segmentation_predict3d", SEG + r"hippocampus\b.*--mode=predict", extra=VOLUMES,
+         needs="segmentation_hippocampus", check=_check_nifti_prediction),
     Case("molecule_quick", r"^experiments\.molecule .*molecule\.py:quick\b",
          exclude=r"--config\.task\.dataset=|--mode=", extra=MOLECULE,
          outputs=tuple(("--workdir", f) for f in (*RUN_FILES, "test_pred_vs_true.png"))),

@@ -24,6 +24,7 @@ from medjax.segmentation.volumes import metrics as volume_metrics
 from medjax.segmentation.volumes import msd, pipeline, plan as plan_lib, predict, report
 
 _DATASETS = ("msd", "volume_phantom")
+PREPROCESSING_FILE = "preprocessing.json"
 
 
 class VolumeEvaluator(Evaluator):
@@ -91,6 +92,8 @@ class VolumeSegmentationTask(task2d.SegmentationTask):
 
   def normalisation_stats(self):
     """The training set's CT intensity statistics (None for MRI normalisation)."""
+    if self.preprocessing is not None:
+      return self.preprocessing["intensity_stats"]
     self.prepare()
     return task2d.sources.make_builder(**self._builder_args()).info.metadata.get(
         "intensity_stats")
@@ -99,7 +102,9 @@ class VolumeSegmentationTask(task2d.SegmentationTask):
     return predict_volume(self.config, predict_fn, image)
 
   def predict_folder(self, config, workdir, input_dir, output_dir):
-    """NIfTI labels on each input's own grid (see `volumes.predict`)."""
+    """NIfTI labels on each input's own grid (see `volumes.predict`); the training
+    data are needed only when the workdir has no `preprocessing.json`."""
+    self.read_preprocessing(workdir)
     return predict.predict_folder(config, workdir, self, input_dir, output_dir)
 
   def plan(self, workdir, memory_mb):
@@ -118,10 +123,30 @@ class VolumeSegmentationTask(task2d.SegmentationTask):
     with open(os.path.join(workdir, "plan.json"), "w") as f:
       json.dump({"plan": result, "overrides": overrides, "fingerprint": fingerprint}, f,
                 indent=1, default=_jsonable)
-    return json.dumps(result, indent=1, default=_jsonable) + "\n" + " ".join(overrides)
+    lines = [f"{k}: {_jsonable(v) if isinstance(v, np.generic) else v}"
+             for k, v in result.items()]
+    return "\n".join(lines + ["as flags: " + " ".join(overrides)])
 
   def in_channels(self) -> int:
+    if self.preprocessing is not None:  # read back from a trained workdir
+      return int(self.preprocessing["channels"])
     return int(self.train_source[0]["image"].shape[-1])
+
+  preprocessing = None  # {"channels", "intensity_stats"} of a trained workdir
+
+  def write_preprocessing(self, workdir) -> str:
+    """`<workdir>/preprocessing.json`: what prediction needs without the training data."""
+    path = os.path.join(workdir, PREPROCESSING_FILE)
+    with open(path, "w") as f:
+      json.dump({"channels": self.in_channels(),
+                 "intensity_stats": self.normalisation_stats()}, f, indent=1)
+    return path
+
+  def read_preprocessing(self, workdir) -> None:
+    path = os.path.join(workdir, PREPROCESSING_FILE)
+    if os.path.exists(path):
+      with open(path) as f:
+        self.preprocessing = json.load(f)
 
   def loss(self, outputs, batch):
     kw = dict(mask=batch["valid"], example_weight=batch["_mask"])
@@ -157,9 +182,10 @@ class VolumeSegmentationTask(task2d.SegmentationTask):
             for split, source in self.eval_sources.items()]
 
   def report(self, predict_fn, workdir):
-    if not self.eval_sources:
-      return {}
-    return report.write_report(self.evaluators()[0], predict_fn, workdir)
+    written = {"preprocessing": self.write_preprocessing(workdir)}
+    if self.eval_sources:
+      written.update(report.write_report(self.evaluators()[0], predict_fn, workdir))
+    return written
 
 
 def predict_volume(task_config, predict_fn, image):
