@@ -14,9 +14,27 @@ variant's images/s and its ratio to MONAI in the same round, median [min-max]
 over rounds. MONAI runs in the peer venv given by --peer_python
 (experiments/bench/peers/requirements.txt).
 
-Measured (batch 2 of 48x64x48x1, 3 classes, median of 3 steps after the first;
-shared 2-core AVX2 box, jax 0.10.2 / torch 2.13.0, MONAI 1.6.1): see the report
-table in the docstring of `VARIANTS` below.
+medjax runs add the CPU flag of `medjax.engine.runtime.configure_xla` as
+medjax's mains do (variants "-noflag": MEDJAX_CPU_FAST_CONV=0, plain XLA).
+
+Measured 2026-12-01, batch 2 of 32x48x32x1 (divisible by 16, so neither side
+pads), 3 classes, Adam, median of 3 steps after the first, 5,747,907 parameters
+on both sides; a 2-core AVX2 EPYC VM shared with other jobs (so the
+spread is wide; load 2-8): images/s median [min-max] over the rounds of 4 compare runs
+(jax 0.10.2, torch 2.13.0 with 2 threads, MONAI 1.6.1), ratio = medjax / MONAI
+in the same round:
+
+  variant         images/s (n rounds)      ratio to MONAI, same round
+  xla             0.202 [0.049-0.434] (7)  0.59 [0.12-1.87]
+  slices          0.557 [0.198-0.826] (7)  1.37 [0.57-2.44]
+  MONAI           0.265 [0.163-1.455] (7)  1
+  xla-noflag      0.206 (1)                0.91
+  slices-noflag   0.230 (1)                1.01
+
+In the least loaded round: MONAI 1.37 s/step, slices 2.42 s, xla 6.5 s. The
+3D convolutions of 'xla' suffer most from the other jobs; 'slices' is the
+steadiest. Without medjax's flag, 'slices' loses its lead (its 2D weight
+gradients go to YNNPACK, see medjax/segmentation/conv3d.py).
 """
 
 from __future__ import annotations
@@ -46,7 +64,7 @@ VARIANTS = {
 def _parse(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--batch", type=int, default=2)
-  parser.add_argument("--shape", default="48,64,48", help="patch D,H,W")
+  parser.add_argument("--shape", default="32,48,32", help="patch D,H,W")
   parser.add_argument("--classes", type=int, default=3)
   parser.add_argument("--features", default="32,32,64,128,256")
   parser.add_argument("--norm", default="instance", choices=["instance", "batch"])

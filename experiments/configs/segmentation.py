@@ -36,7 +36,8 @@ def task_config() -> ml_collections.ConfigDict:
       noise_std=0.1, noise_probability=0.0))
   t.model = ml_collections.ConfigDict(dict(
       features=(32, 64, 128, 256), norm="batch", dropout=0.0, upsample="subpixel",
-      deep_supervision=False))
+      deep_supervision=False,
+      conv_impl="auto"))  # 3D: xla | slices (each 3^3 conv as 2D convs) | auto: slices on CPU
   t.loss = "dice_ce"  # ce | dice | dice_ce
   t.dice_weight = 1.0
   t.eval_batch_size = 8

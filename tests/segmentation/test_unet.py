@@ -172,22 +172,31 @@ def test_deep_supervision_values():
   np.testing.assert_allclose(half, want[:, :4, :3], rtol=1e-4, atol=1e-5)
 
 
-def test_conv_impl_slices_equals_plain_conv():
-  """conv_impl='slices': same parameters; a block's outputs and gradients agree."""
+@pytest.mark.parametrize("gradients", [
+    False, pytest.param(True, marks=pytest.mark.slow)])  # ~5 s to compile the gradients
+def test_conv_impl_slices_equals_plain_conv(gradients):
+  """conv_impl='slices': a block's outputs (and gradients) equal the plain conv's.
+  The convolution's own gradients are checked in test_conv3d.py."""
   x = np.random.default_rng(9).normal(size=(2, 3, 4, 2, 2)).astype(np.float32)
   blocks = [unet.ConvBlock(3, spatial_dims=3, norm="instance", conv_impl=impl)
             for impl in ("xla", "slices")]
   shapes = jax.eval_shape(lambda x: blocks[0].init(jax.random.key(0), x, train=True), x)
   rng = np.random.default_rng(11)
-  variables = jax.tree.map(lambda s: rng.normal(size=s.shape).astype(np.float32), shapes)
+  params = jax.tree.map(lambda s: rng.normal(size=s.shape).astype(np.float32),
+                        shapes)["params"]
   g = np.random.default_rng(10).normal(size=(2, 3, 4, 2, 3)).astype(np.float32)
 
   def loss(params, x, block):
     out = block.apply({"params": params}, x, train=True)
     return jnp.vdot(out, g), out
 
+  if not gradients:
+    plain, sliced = jax.jit(lambda p, x: [b.apply({"params": p}, x, train=True)
+                                          for b in blocks])(params, x)
+    np.testing.assert_allclose(sliced, plain, rtol=1e-4, atol=1e-5)
+    return
   both = jax.jit(lambda p, x: [jax.grad(loss, (0, 1), has_aux=True)(p, x, b) for b in blocks])
-  (g_plain, out_plain), (g_slices, out_slices) = both(variables["params"], x)
+  (g_plain, out_plain), (g_slices, out_slices) = both(params, x)
   np.testing.assert_allclose(out_slices, out_plain, rtol=1e-4, atol=1e-5)
   for a, b in zip(jax.tree.leaves(g_slices), jax.tree.leaves(g_plain)):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)

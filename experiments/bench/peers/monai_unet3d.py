@@ -9,7 +9,7 @@ background in the Dice term, as medjax's `dice_ce`), optimiser Adam(1e-3).
 
 Runs in the peer venv (experiments/bench/peers/requirements.txt), not medjax's:
 
-  /work/peers/bin/python experiments/bench/peers/monai_unet3d.py --batch 2 --shape 48,64,48
+  /work/peers/bin/python experiments/bench/peers/monai_unet3d.py --batch 2 --shape 32,48,32
 
 Prints one JSON line: median seconds per step, voxels/s, images/s, params.
 """
@@ -29,7 +29,7 @@ from experiments.bench.unet_cpu import _timed  # noqa: E402  (stdlib-only module
 def _parse():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--batch", type=int, default=2)
-  parser.add_argument("--shape", default="48,64,48", help="patch D,H,W")
+  parser.add_argument("--shape", default="32,48,32", help="patch D,H,W")
   parser.add_argument("--classes", type=int, default=3)
   parser.add_argument("--steps", type=int, default=3)
   parser.add_argument("--threads", type=int, default=2)
