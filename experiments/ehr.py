@@ -12,7 +12,6 @@ by SIGTERM exits with code 75. Throughput: `python -m experiments.benchmark
 """
 
 import json
-import os
 
 from absl import app
 from absl import flags
@@ -39,9 +38,7 @@ flags.mark_flags_as_required(["workdir"])
 def _train(config, workdir):
   from medjax.engine import train  # pylint: disable=import-outside-toplevel
   from medjax.ehr import task as task_lib  # pylint: disable=import-outside-toplevel
-  os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, "config.json"), "w") as f:
-    f.write(config.to_json(indent=1))
+  workdir_lib.save_config(workdir, config)
   task = distributed.process_zero_first(lambda: task_lib.EhrTask(
       config.task, batch_size=config.batch_size, workdir=workdir))
   return train.train_and_evaluate(config, workdir, task)

@@ -32,9 +32,7 @@ def main(argv):
   workdir_lib.require_writable(_WORKDIR.value)
   from medjax.privacy.federated import experiment  # pylint: disable=import-outside-toplevel
   config = _CONFIG.value
-  os.makedirs(_WORKDIR.value, exist_ok=True)
-  with open(os.path.join(_WORKDIR.value, "config.json"), "w", encoding="utf-8") as f:
-    f.write(config.to_json(indent=1))
+  workdir_lib.save_config(_WORKDIR.value, config)
   experiment.run(config, _WORKDIR.value)
   with open(os.path.join(_WORKDIR.value, "federated_table.md"), encoding="utf-8") as f:
     print(f.read())

@@ -50,7 +50,7 @@ def run_config(config, r: int):
 def train(config, workdir):
   from medjax.engine import train as train_lib  # pylint: disable=import-outside-toplevel
   # pylint: disable-next=import-outside-toplevel
-  from medjax.molecule import metrics, predict, task as task_lib
+  from medjax.molecule import metrics, task as task_lib
   dataset = distributed.process_zero_first(lambda: task_lib.load_dataset(config.task))
   runs, repeats = [], config.task.repeats
   for r in range(repeats):
@@ -58,8 +58,7 @@ def train(config, workdir):
     task = task_lib.MoleculeTask(c.task, c.batch_size, dataset)
     task_lib.resolve_best_metric(c, task)  # before training: a bad name stops here
     task.write_run_files(run_dir)
-    with open(os.path.join(run_dir, predict.CONFIG_FILE), "w", encoding="utf-8") as f:
-      f.write(c.to_json(indent=1))
+    workdir_lib.save_config(run_dir, c)
     runs.append(train_lib.train_and_evaluate(c, run_dir, task))
     train_lib.exit_if_preempted(runs[-1])
   summary = metrics.summarize(runs)

@@ -53,10 +53,13 @@ def main(argv):
   runtime.start(argv)
   _check_dirs()
   # Imported after runtime.start, which must run before JAX starts.
+  import jax  # pylint: disable=import-outside-toplevel
   from medjax.engine import train  # pylint: disable=import-outside-toplevel
   from medjax.segmentation import task as task_lib  # pylint: disable=import-outside-toplevel
 
   config = _CONFIG.value
+  if _MODE.value == "predict":  # the model and preprocessing the workdir was trained with
+    config = task_lib.config_for_prediction(config, _WORKDIR.value)
   task = task_lib.make_task(config.task, config.compute_dtype)
   if _MODE.value == "plan":
     print(task.plan(_WORKDIR.value, _MEMORY_MB.value))
@@ -67,6 +70,9 @@ def main(argv):
     return
   # Bad or missing data stops here, before any training; process 0 builds it.
   distributed.process_zero_first(task.prepare)
+  if jax.process_index() == 0:
+    workdir_lib.save_config(_WORKDIR.value, config)
+    task.write_run_files(_WORKDIR.value)
   results = train.train_and_evaluate(config, _WORKDIR.value, task)
   train.exit_if_preempted(results)
   print("final metrics:", " ".join(f"{k}={v:.4f}" for k, v in sorted(results.items())))

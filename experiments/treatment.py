@@ -15,7 +15,6 @@ by SIGTERM exits with code 75. Simulator speed: `python -m experiments.benchmark
 --mode=treatment`.
 """
 
-import os
 
 from absl import flags
 from absl import logging
@@ -33,9 +32,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 def train(config, workdir):
   from medjax.engine import train as train_lib  # pylint: disable=import-outside-toplevel
   from medjax.treatment import task as task_lib  # pylint: disable=import-outside-toplevel
-  os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
-    f.write(config.to_json(indent=1))
+  workdir_lib.save_config(workdir, config)
   task = task_lib.TreatmentTask(config.task, config.batch_size)
   try:
     return train_lib.train_and_evaluate(config, workdir, task)

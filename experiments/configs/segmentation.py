@@ -128,9 +128,7 @@ def _volume(c):
       noise_probability=0.1, intensity_scale=0.1, intensity_shift=0.1))
   t.model.norm = "instance"
   t.model.deep_supervision = True
-  t.sliding_window.batch_size = 8
-  t.hd95 = True
-  t.eval_batch_size = 1
+  t.sliding_window.batch_size = 8  # windows per forward pass; the roi is the patch size
   c.optimizer.schedule = "cosine"
   c.best_metric = "val/dice_mean"
 

@@ -20,6 +20,7 @@ The trainer (`medjax.engine.train`) knows no task. A task hands it:
   evaluator with `final_only = True` (a test split) runs once, at the end of
   training, on the selected checkpoint; the others at every evaluation.
 * `report(predict_fn, workdir)`: optional figures / files written at the end of a run.
+* `write_run_files(workdir)`: optional files prediction needs (written before training).
 * `optimizer`, `init_extra`, `update`: optional; a task whose training is not one
   supervised gradient step (a GAN's two optimisers, an RL rollout and update)
   overrides them and keeps everything else of the engine: mesh, jit with
@@ -95,6 +96,11 @@ class Task(abc.ABC):
   def report(self, predict_fn: PredictFn, workdir: str) -> dict[str, float]:
     del predict_fn, workdir
     return {}
+
+  def write_run_files(self, workdir: str) -> None:
+    """Files that prediction from this workdir needs besides the checkpoints and
+    `config.json` (e.g. normalisation statistics); mains write them before training."""
+    del workdir
 
   # -- Training-update extension points (defaults: one supervised gradient step) --
 

@@ -7,6 +7,7 @@ an OSError from deep inside checkpointing minutes later.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 
@@ -85,3 +86,28 @@ def require_output_file(path: str, flag: str) -> str:
   folder = os.path.dirname(os.path.abspath(path))
   _make_writable_dir(folder, f"{flag}={path}: its folder {folder}")
   return path
+
+
+CONFIG_FILE = "config.json"  # the resolved config of a training run, in its workdir
+
+
+def save_config(workdir: str, config) -> str:
+  """Writes `<workdir>/config.json` (the resolved config, every flag applied)."""
+  os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, CONFIG_FILE)
+  with open(path, "w", encoding="utf-8") as f:
+    f.write(config.to_json(indent=1))
+  return path
+
+
+def load_config(workdir: str):
+  """The `ml_collections.ConfigDict` a run saved in `workdir`, or None if it saved none."""
+  import ml_collections  # pylint: disable=import-outside-toplevel
+  path = os.path.join(workdir, CONFIG_FILE)
+  if not os.path.exists(path):
+    return None
+  with open(path, encoding="utf-8") as f:
+    try:
+      return ml_collections.ConfigDict(json.load(f))
+    except json.JSONDecodeError as e:
+      raise InputError(f"{path} is not valid JSON ({e}): the run's saved config") from None

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from medjax.engine import workdir as workdir_lib
 from medjax.engine.errors import InputError
 from medjax.engine.task import Evaluator, Task
 from medjax.segmentation import inference
@@ -71,6 +72,30 @@ def _conv_impl(name: str) -> str:
   if name != "auto":
     return name
   return "slices" if jax.default_backend() == "cpu" else "xla"
+
+
+# Fields of config.task that a prediction command may change; the rest (model,
+# preprocessing, classes) come from the config the workdir was trained with.
+PREDICTION_FIELDS = ("sliding_window", "eval_batch_size", "report_images")
+
+
+def config_for_prediction(config, workdir: str):
+  """`config` with `task` replaced by the workdir's saved training `task` config
+  (`config.json`), except PREDICTION_FIELDS and `volume.mirror_axes` (test-time
+  options), so that no training override has to be repeated. Unchanged when the
+  workdir has no saved config (runs from before it was saved)."""
+  saved = workdir_lib.load_config(workdir)
+  if saved is None or "task" not in saved:
+    return config
+  task = saved.task
+  for field in PREDICTION_FIELDS:
+    task[field] = config.task[field]
+  if "volume" in task:
+    task.volume.mirror_axes = tuple(config.task.volume.mirror_axes)
+  config = config.copy_and_resolve_references()
+  with config.unlocked():
+    config.task = task
+  return config
 
 
 def make_task(task_config, compute_dtype: str = "float32"):

@@ -17,6 +17,7 @@ statistics are kept in the dataset's metadata (`builder.info.metadata`). Use
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 
@@ -108,19 +109,22 @@ class _VolumeBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
                  " ".join(val))
     stats = self._ct_stats(train) if c.normalisation == "ct" else None
     # Saved with the prepared data (metadata.json): prediction normalises alike.
-    self.info.metadata.update(train_ids=train, val_ids=val, intensity_stats=(
+    labels = {str(k): v for k, v in self.labels().items()}
+    self.info.metadata.update(train_ids=train, val_ids=val, labels=labels, intensity_stats=(
         {k: np.asarray(v).tolist() for k, v in stats.items()} if stats else None))
     splits = {"train": train, "val": val}
     return {s: self._generate_examples(ids, stats) for s, ids in splits.items() if ids}
 
+  def labels(self) -> dict[int, str]:
+    raise NotImplementedError
+
   def _ct_stats(self, ids) -> dict:
-    """Foreground intensity statistics of the training cases (CT normalisation)."""
-    images, labels = [], []
-    for i in ids:
-      image, label = self.load(i)
-      images.append(image.array)
-      labels.append(label.array)
-    return intensity.foreground_stats(images, labels)
+    """Foreground intensity statistics of the training cases (CT normalisation), read
+    one case at a time."""
+    samples = (intensity.sample_foreground(image.array, label.array, 10000,
+                                           np.random.default_rng(i))
+               for i, (image, label) in enumerate(self.load(c) for c in ids))
+    return intensity.summarise(samples)
 
   def _generate_examples(self, ids, stats):
     c = self.builder_config
@@ -166,7 +170,7 @@ class MsdVolumes(_VolumeBuilder):
                         channels=len(folder.channels), description=f"from {raw_dir}",
                         **options)
 
-  @property
+  @functools.cached_property
   def folder(self) -> msd.MsdFolder:
     labels = _decode_labels(dict(self.builder_config.options).get("labels", ""))
     return msd.MsdFolder(self.builder_config.raw_dir, labels=labels)
@@ -178,7 +182,11 @@ class MsdVolumes(_VolumeBuilder):
     return list(self._cases)
 
   def load(self, case_id):
-    return msd.load_case(self._cases[case_id], self.folder.labels)
+    return msd.load_case(self._cases[case_id], self.folder.labels,
+                         channels=self.builder_config.channels)
+
+  def labels(self):
+    return self.folder.labels
 
 
 def _decode_labels(labels: str):
@@ -204,6 +212,9 @@ class VolumePhantom(_VolumeBuilder):
   def case_ids(self):
     n = dict(self.builder_config.options)["num_cases"]
     return [f"phantom_{i:04d}" for i in range(n)]
+
+  def labels(self):
+    return {0: "background", 1: "anterior", 2: "posterior"}
 
   def load(self, case_id):
     o = dict(self.builder_config.options)

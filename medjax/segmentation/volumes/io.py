@@ -114,4 +114,7 @@ def write_nifti(path, array, reference: Volume) -> None:
   img = nib.Nifti1Image(array, np.asarray(reference.affine, np.float64), header=header)
   img.header.set_data_dtype(array.dtype)
   img.header.set_slope_inter(1.0, 0.0)
+  if array.dtype.kind in "biu":  # labels: not the image's display range or intent
+    img.header["cal_min"], img.header["cal_max"] = 0, float(array.max(initial=0))
+    img.header.set_intent("label")
   nib.save(img, os.fspath(path))

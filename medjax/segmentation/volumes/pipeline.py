@@ -11,7 +11,7 @@ are the same for any process count and resume exactly from the iterator state.
 
 from __future__ import annotations
 
-import functools
+import threading
 from collections.abc import Sequence
 
 import grain
@@ -33,15 +33,19 @@ class _PatchSampler:
     self.num_classes = num_classes
     self.foreground_fraction = foreground_fraction
     self._locations = {}
+    self._lock = threading.Lock()  # grain reads with several threads
 
   def locations(self, example):
     key = example["id"]
-    if key not in self._locations:
-      if len(self._locations) >= _LOCATIONS_CACHE:
-        self._locations.pop(next(iter(self._locations)))
-      self._locations[key] = patches.class_locations(
-          np.asarray(example["mask"]), self.num_classes)
-    return self._locations[key]
+    with self._lock:
+      found = self._locations.get(key)
+    if found is None:
+      found = patches.class_locations(np.asarray(example["mask"]), self.num_classes)
+      with self._lock:
+        if len(self._locations) >= _LOCATIONS_CACHE:
+          self._locations.pop(next(iter(self._locations)))
+        self._locations[key] = found
+    return found
 
   def __call__(self, example, rng: np.random.Generator):
     label = np.asarray(example["mask"])

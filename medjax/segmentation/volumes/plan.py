@@ -206,6 +206,7 @@ def as_overrides(plan: dict) -> list[str]:
           f"--config.task.model.features={_tuple(plan['features'], str)}",
           f"--config.task.volume.target_spacing={spacing}",
           f"--config.task.volume.normalisation={plan['normalisation']}",
+          f"--config.task.num_classes={plan['num_classes']}",
           f"--config.batch_size={plan['batch_size']}"]
 
 

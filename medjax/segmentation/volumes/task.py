@@ -94,9 +94,7 @@ class VolumeSegmentationTask(task2d.SegmentationTask):
     """The training set's CT intensity statistics (None for MRI normalisation)."""
     if self.preprocessing is not None:
       return self.preprocessing["intensity_stats"]
-    self.prepare()
-    return task2d.sources.make_builder(**self._builder_args()).info.metadata.get(
-        "intensity_stats")
+    return self.metadata.get("intensity_stats")
 
   def predict_volume(self, predict_fn, image):
     return predict_volume(self.config, predict_fn, image)
@@ -113,7 +111,9 @@ class VolumeSegmentationTask(task2d.SegmentationTask):
     if c.dataset != "msd":
       raise InputError("--mode=plan reads an MSD-style folder: set config.task.dataset=msd "
                        "and config.task.raw_dir")
-    folder = msd.MsdFolder(task2d.raw_dir_for(c))
+    labels = c.builder.get("labels")
+    folder = msd.MsdFolder(task2d.raw_dir_for(c),
+                           labels={int(k): v for k, v in labels.items()} if labels else None)
     cases = (msd.load_case(case, folder.labels) for case in folder.cases("train"))
     fingerprint = plan_lib.fingerprint(cases, num_classes=max(folder.labels) + 1,
                                        modalities=folder.channels)
@@ -134,13 +134,29 @@ class VolumeSegmentationTask(task2d.SegmentationTask):
 
   preprocessing = None  # {"channels", "intensity_stats"} of a trained workdir
 
-  def write_preprocessing(self, workdir) -> str:
+  def write_run_files(self, workdir) -> None:
     """`<workdir>/preprocessing.json`: what prediction needs without the training data."""
-    path = os.path.join(workdir, PREPROCESSING_FILE)
-    with open(path, "w") as f:
-      json.dump({"channels": self.in_channels(),
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, PREPROCESSING_FILE), "w") as f:
+      json.dump({"channels": self.in_channels(), "labels": self.metadata.get("labels"),
                  "intensity_stats": self.normalisation_stats()}, f, indent=1)
-    return path
+
+  def prepare(self):
+    """Prepares and opens every split (bad data fails here), then checks that
+    `num_classes` fits the dataset's classes."""
+    sources = super().prepare()
+    labels = self.metadata.get("labels") or {}
+    expected = max((int(k) for k in labels), default=0) + 1
+    if labels and expected != self.config.num_classes:
+      raise InputError(f"config.task.num_classes is {self.config.num_classes}, but the "
+                       f"dataset's classes are {labels}: set --config.task.num_classes="
+                       f"{expected}")
+    return sources
+
+  @functools.cached_property
+  def metadata(self) -> dict:
+    """The prepared dataset's metadata: split ids, classes, CT statistics."""
+    return task2d.sources.make_builder(**self._builder_args()).info.metadata
 
   def read_preprocessing(self, workdir) -> None:
     path = os.path.join(workdir, PREPROCESSING_FILE)
@@ -182,10 +198,9 @@ class VolumeSegmentationTask(task2d.SegmentationTask):
             for split, source in self.eval_sources.items()]
 
   def report(self, predict_fn, workdir):
-    written = {"preprocessing": self.write_preprocessing(workdir)}
-    if self.eval_sources:
-      written.update(report.write_report(self.evaluators()[0], predict_fn, workdir))
-    return written
+    if not self.eval_sources:
+      return {}
+    return report.write_report(self.evaluators()[0], predict_fn, workdir)
 
 
 def predict_volume(task_config, predict_fn, image):

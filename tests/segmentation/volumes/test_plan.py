@@ -133,12 +133,13 @@ def test_nonzero_mask_is_suggested_when_the_crop_removes_much():
 
 def test_overrides_and_json():
   p = {"patch_size": [40, 56, 40], "features": [32, 64, 128, 256], "batch_size": 7,
-       "target_spacing": [1.0, 0.78125, 2.5], "normalisation": "mri"}
+       "target_spacing": [1.0, 0.78125, 2.5], "normalisation": "mri", "num_classes": 3}
   assert plan.as_overrides(p) == [
       "--config.task.patch_size=(40,56,40)",
       "--config.task.model.features=(32,64,128,256)",
       "--config.task.volume.target_spacing=(1.0,0.78125,2.5)",
       "--config.task.volume.normalisation=mri",
+      "--config.task.num_classes=3",
       "--config.batch_size=7"]
   full = plan.make_plan(_iso(), memory_mb=8192)
   assert json.loads(plan.to_json(full)) == full
