@@ -18,6 +18,7 @@ import re
 import numpy as np
 import tensorflow_datasets as tfds
 
+from medjax.engine import datasets
 from medjax.segmentation.data import imageio, pairing, phantom
 from medjax.segmentation.data.errors import DataError, raise_all
 
@@ -43,40 +44,13 @@ class SegConfig(tfds.core.BuilderConfig):
   options: tuple = ()
 
 
-class _SegBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
-  """Shared plumbing: config from keyword arguments, features, example checks."""
-
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "First version."}
-  DESCRIPTION = ""
-
-  def __init__(self, *, config=None, file_format="array_record", data_dir=None,
-               version=None, **config_kwargs):
-    if config is None:
-      config = self.make_config(**config_kwargs)
-    elif config_kwargs:
-      raise TypeError(f"pass either config or {sorted(config_kwargs)}, not both")
-    super().__init__(config=config, file_format=file_format, data_dir=data_dir,
-                     version=version)
-
-  @classmethod
-  def make_config(cls, **kwargs) -> SegConfig:
-    raise NotImplementedError
-
-  @property
-  def options(self) -> dict:
-    return dict(self.builder_config.options)
+class _SegBuilder(datasets.KeywordBuilder, skip_registration=True):
+  """Shared plumbing: features, example checks."""
 
   def _info(self) -> tfds.core.DatasetInfo:
     c = self.builder_config
     return tfds.core.DatasetInfo(builder=self, description=self.DESCRIPTION,
                                  features=seg_features(c.channels, c.dtype))
-
-  def _log_download_bytes(self) -> None:
-    """Silences TFDS' own "Downloading and preparing" print: `sources.load_source` logs."""
-
-  def _log_download_done(self) -> None:
-    """Silences TFDS' own "downloaded and prepared" print: `sources.load_source` logs."""
 
   def _checked_generators(self, splits: dict[str, list[pairing.Pair]], problems=()) -> dict:
     """Reads every pair of every split before anything is written, so that one

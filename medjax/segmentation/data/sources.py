@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import os
 import re
-import sys
-import time
 
-from absl import logging
-import tensorflow_datasets as tfds
-
+from medjax.engine import datasets
 from medjax.segmentation.data import builders
 from medjax.segmentation.data.errors import DataError
 
@@ -48,25 +44,9 @@ def load_source(name: str, split: str, data_dir, raw_dir=None, **builder_kwargs)
   `split` may carry a TFDS slice, e.g. "train[:8]". `builder_kwargs` go to the
   builder, e.g. `num_train=16, size=64` for "ct_phantom".
   """
-  builder = make_builder(name, data_dir, raw_dir, **builder_kwargs)
-  # Not `builder.is_prepared()`, which warns about the missing folder on a first run.
-  if not os.path.exists(os.path.join(builder.data_dir, "dataset_info.json")):
-    _prepare(name, builder)
+  builder = datasets.prepare_once(name, make_builder(name, data_dir, raw_dir, **builder_kwargs))
   base = re.split(r"[\[(]", split, maxsplit=1)[0]
   if base not in builder.info.splits:
     raise DataError(f"{name} at {builder.data_dir} has no split {base!r}; it has "
                     f"{sorted(builder.info.splits)}")
   return builder.as_data_source(split)
-
-
-def _prepare(name: str, builder) -> None:
-  """Writes the dataset once, logging its start and end (it can take a minute)."""
-  if not sys.stderr.isatty():  # progress bars in a log file are control characters
-    tfds.disable_progress_bar()
-  logging.info("preparing %s into %s (first run only)...", name, builder.data_dir)
-  start = time.perf_counter()
-  builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(verify_ssl=False))
-  count = sum(split.num_examples for split in builder.info.splits.values())
-  logging.info("prepared %d examples of %s in %.1f s", count, name,
-               time.perf_counter() - start)

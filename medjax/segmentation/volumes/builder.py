@@ -25,6 +25,7 @@ from absl import logging
 import numpy as np
 import tensorflow_datasets as tfds
 
+from medjax.engine import datasets
 from medjax.segmentation.data import pairing
 from medjax.segmentation.data.errors import DataError
 from medjax.segmentation.volumes import geometry, intensity, msd, phantom
@@ -69,30 +70,13 @@ def split_ids(ids, val_fraction: float, seed: int) -> tuple[list[str], list[str]
   return [i for i in ids if i not in set(val)], val
 
 
-class _VolumeBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+class _VolumeBuilder(datasets.KeywordBuilder, skip_registration=True):
   """Shared plumbing: case loading -> geometry -> intensity -> examples."""
-
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "First version."}
-  DESCRIPTION = ""
-
-  def __init__(self, *, config=None, file_format="array_record", data_dir=None,
-               version=None, **config_kwargs):
-    if config is None:
-      config = self.make_config(**config_kwargs)
-    super().__init__(config=config, file_format=file_format, data_dir=data_dir,
-                     version=version)
 
   def _info(self) -> tfds.core.DatasetInfo:
     return tfds.core.DatasetInfo(builder=self, description=self.DESCRIPTION,
                                  features=volume_features(self.builder_config.channels),
                                  metadata=tfds.core.MetadataDict())
-
-  def _log_download_bytes(self) -> None:
-    """Silenced: `sources.load_source` logs the preparation."""
-
-  def _log_download_done(self) -> None:
-    """Silenced: `sources.load_source` logs the preparation."""
 
   def case_ids(self) -> list[str]:
     raise NotImplementedError

@@ -225,7 +225,7 @@ def test_preparation_is_logged_once_without_tfds_progress_output(tmp_path, caplo
   with caplog.at_level(logging.INFO):
     sources.load_source("ct_phantom", "train", tmp_path, num_train=3, num_val=2, size=16)
     sources.load_source("ct_phantom", "val", tmp_path, num_train=3, num_val=2, size=16)
-  messages = [r.getMessage() for r in caplog.records if r.pathname.endswith("sources.py")]
+  messages = [r.getMessage() for r in caplog.records if r.pathname.endswith("datasets.py")]
   assert len(messages) == 2
   assert messages[0].startswith("preparing ct_phantom into ") and "(first run only)" in messages[0]
   assert messages[1].startswith("prepared 5 examples of ct_phantom in ")
