@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from tests.classification.data import fixtures as cls_fixtures
 from tests.ehr import fake_data
 from tests.molecule import fake_moleculenet
 from tests.privacy.deid import testfiles
@@ -118,6 +119,11 @@ PLACEHOLDERS: dict[str, tuple[str, Callable | None]] = {
     "set-b": ("data/physionet2012/set-b", None),
     "dicom": ("dicom", lambda p: _dicom_folder(p)),
     "Task04_Hippocampus": ("Task04_Hippocampus", lambda p: raw_volumes.write_msd(p, cases=3)),
+    "chest_xray_pneumonia_224": ("chest_xray_pneumonia_224",
+                                 lambda p: cls_fixtures.write_image_folder(p, size=(20, 20))),
+    "adrenalmnist3d_trainval.npz": ("adrenalmnist3d_trainval.npz", lambda p: cls_fixtures.write_npz(
+        p, spatial=(8, 8, 8), counts=(("train", 8), ("val", 4)))),
+    "train.csv": ("chexpert/train.csv", lambda p: cls_fixtures.write_chexpert_csv(p, n=10)),
 }
 # Relative input paths the README names -> writer (in the test's working folder).
 INPUTS: dict[str, Callable] = {
@@ -125,6 +131,7 @@ INPUTS: dict[str, Callable] = {
     "new.csv": _new_smiles,
     "slices/": lambda p: _slices(p),
     "scans/": lambda p: _scans(p),
+    "xrays/": lambda p: cls_fixtures.write_flat_images(p, n=3),
 }
 
 

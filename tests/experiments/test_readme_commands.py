@@ -41,6 +41,12 @@ EHR_OVERRIDES = ("total_steps=2", "eval_every=0", "optimizer.warmup_steps=0",
                  "task.embed_dim=8", "task.pad_multiple=8", "task.synthetic_stays=80")
 EHR = tuple(f"--config.{o}" for o in EHR_OVERRIDES)
 RUN_FILES = ("metrics.json", "metrics.jsonl", "learning_curves.png")
+CLASSIFICATION = (*_STEPS, "--config.batch_size=8", "--config.task.eval_batch_size=4",
+                  "--config.task.bootstrap=20", "--config.task.model.kwargs.width=0.125")
+SMALL_2D = ("--config.task.builder.size=(16,16)", "--config.task.builder.val_fraction=0.3")
+CLS = r"^experiments\.classification .*classification\.py:"
+CLS_FILES = ("roc_val.png", "calibration_val.png", "predictions_val.csv", "report_val.json",
+             "thresholds.json", "classification.json")
 VOLUMES = (*SEGMENTATION, "--config.task.patch_size=(8,8,8)",
            "--config.task.volume.val_fraction=0.34")
 
@@ -166,6 +172,15 @@ def _check_nifti_prediction(argv, stdout):
   assert (abs(labels.affine - scan.affine) < 1e-5).all()
 
 
+def _check_class_probabilities(argv, stdout):
+  """One row per image, probabilities summing to 1, a class name as the prediction."""
+  del stdout
+  rows = pd.read_csv(rc.flag_value(argv, "--output_csv"))
+  assert list(rows["file"]) == ["xray_0.png", "xray_1.png", "xray_2.png"]
+  assert ((rows["p_NORMAL"] + rows["p_PNEUMONIA"]) - 1).abs().max() < 1e-5
+  assert set(rows["prediction"]) <= {"NORMAL", "PNEUMONIA"}
+
+
 def _check_launcher(argv, stdout):
   """The dry run shows the wrapped experiment's command."""
   assert argv[argv.index("--") + 1] in stdout
@@ -200,6 +215,23 @@ CASES = (
          extra=VOLUMES, outputs=(("--workdir", "metrics.json"), ("--workdir", "best"))),
     Case("segmentation_predict3d", SEG + r"hippocampus\b.*--mode=predict", extra=VOLUMES,
          needs="segmentation_hippocampus", check=_check_nifti_prediction),
+    Case("classification_quick", CLS + r"quick\b",
+         extra=(*CLASSIFICATION, "--config.task.builder.num_train=16",
+                "--config.task.builder.num_val=8", "--config.task.builder.size=16"),
+         outputs=tuple(("--workdir", f) for f in (*RUN_FILES, *CLS_FILES))),
+    Case("classification_pneumonia", CLS + r"pneumonia_resnet18\b", exclude=r"--mode=",
+         extra=(*CLASSIFICATION, *SMALL_2D, "--config.task.model.kwargs.small_input=True"),
+         outputs=(("--workdir", "metrics.json"), ("--workdir", "best"))),
+    Case("classification_adrenal3d", CLS + r"adrenal3d_resnet18\b", extra=CLASSIFICATION,
+         outputs=(("--workdir", "metrics.json"),)),
+    Case("classification_csv", CLS + r"csv\b",
+         extra=(*CLASSIFICATION, *SMALL_2D, "--config.task.model.kwargs.block_config=(1,1)",
+                "--config.task.model.kwargs.growth_rate=4", "--config.task.model.kwargs.bn_size=1",
+                "--config.task.model.kwargs.small_input=True"),
+         outputs=(("--workdir", "metrics.json"), ("--workdir", "report_val.json"))),
+    Case("classification_predict", CLS + r"pneumonia_resnet18\b.*--mode=predict",
+         extra=(*CLASSIFICATION, "--config.task.model.kwargs.small_input=True"),
+         needs="classification_pneumonia", check=_check_class_probabilities),
     Case("molecule_quick", r"^experiments\.molecule .*molecule\.py:quick\b",
          exclude=r"--config\.task\.dataset=|--mode=", extra=MOLECULE,
          outputs=tuple(("--workdir", f) for f in (*RUN_FILES, "test_pred_vs_true.png"))),
