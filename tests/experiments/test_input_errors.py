@@ -45,7 +45,7 @@ def test_misspelled_config_field(tmp_path):
      "error: --config.total_steps=abc: expected an integer, got 'abc'"),
     (("experiments.segmentation", "--config=experiments/configs/segmentation.py:nope"),
      "error: --config=experiments/configs/segmentation.py:nope: unknown segmentation "
-     "preset 'nope'; known: ['drive', 'folder', 'lung_ct', 'quick']"),
+     "preset 'nope'; known: ['drive', 'folder', 'hippocampus', 'lung_ct', 'quick', 'quick3d']"),
 ])
 def test_bad_config_value_or_preset(tmp_path, args, message):
   result = _run(tmp_path, *args, f"--workdir={tmp_path / 'w'}")

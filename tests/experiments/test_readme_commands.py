@@ -209,7 +209,7 @@ CASES = (
                 "--config.task.builder.shape=(12,14,10)"),
          outputs=(("--workdir", "metrics.json"), ("--workdir", "val_cases.csv"),
                   ("--workdir", "val_summary.json"))),
-    Case("segmentation_plan", SEG + r"hippocampus\b.*--mode=plan", slow=False,
+    Case("segmentation_plan", SEG + r"hippocampus\b.*--mode=plan",
          outputs=(("--workdir", "plan.json"),), check=_check_plan),
     Case("segmentation_hippocampus", SEG + r"hippocampus\b", exclude=r"--mode=",
          extra=VOLUMES, outputs=(("--workdir", "metrics.json"), ("--workdir", "best"))),

@@ -1,6 +1,7 @@
 """Figures render to PNGs of the laid-out size for 2D, 3D, tabular and sequence inputs."""
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from medjax.explain import figures
@@ -11,6 +12,7 @@ def size(path):
     return image.format, image.size
 
 
+@pytest.mark.slow
 def test_figures_render(tmp_path):
   rng = np.random.default_rng(0)
   images, maps = rng.random((3, 8, 8, 1)), rng.normal(size=(3, 8, 8))

@@ -30,7 +30,8 @@ def smoke_config(preset, data_dir, cache):
   return config
 
 
-@pytest.mark.parametrize("preset", ["quick", "lipo", "bbbp", "tox21"])
+@pytest.mark.parametrize("preset", ["quick"] + [  # the others: -m slow (9-11 s each)
+    pytest.param(p, marks=pytest.mark.slow) for p in ("lipo", "bbbp", "tox21")])
 def test_one_step_smoke_run_of_every_preset(preset, data_dir, molecule_cache, tmp_path):
   config = smoke_config(preset, data_dir, molecule_cache)
   if preset == "quick":  # 5k molecules: evaluate a slice only

@@ -75,6 +75,7 @@ def test_window_starts_hand_case_and_coverage():
     assert all(0 < b - a <= step for a, b in zip(starts, starts[1:]))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["gaussian", "constant"])
 @pytest.mark.parametrize("overlap", [0.25, 0.5])
 def test_pointwise_predictor_gives_pointwise_output(mode, overlap):

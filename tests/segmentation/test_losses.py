@@ -64,6 +64,7 @@ def _random_case(seed, spatial=(5, 6), k=3, b=3):
   return logits, labels, mask, example_weight
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed,spatial", [(0, (5, 6)), (1, (3, 4, 2))])
 def test_cross_entropy_matches_numpy(seed, spatial):
   logits, labels, mask, ew = _random_case(seed, spatial)

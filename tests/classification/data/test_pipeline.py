@@ -26,6 +26,7 @@ def _labels_drawn(ds, batches):
   return np.concatenate([next(it)["label"] for _ in range(batches)])
 
 
+@pytest.mark.slow
 def test_balanced_sampling_draws_classes_equally_and_repeatably():
   source = _Source()
   make = lambda seed: pipeline.train_dataset(  # noqa: E731

@@ -50,6 +50,7 @@ def test_slice_centre():
   assert figures.slice_centre(np.zeros((10, 8, 6))) == (5, 4, 3)
 
 
+@pytest.mark.slow
 def test_write_case_figures_files_and_outlines(tmp_path):
   ids = ["case/0", "case_1", "case_2"]
   cases = {i: _case(seed) for seed, i in enumerate(ids)}
