@@ -31,8 +31,9 @@ def model(name, readout):
   return models.build_model(cfg, out_dim=3)
 
 
-@pytest.mark.parametrize("name,readout", [
-    ("dmpnn", "mean"), ("gin", "attention"), ("attentivefp", "gru_attention")])
+@pytest.mark.parametrize("name,readout", [  # gin and attentivefp: -m slow (6-11 s each)
+    ("dmpnn", "mean"), pytest.param("gin", "attention", marks=pytest.mark.slow),
+    pytest.param("attentivefp", "gru_attention", marks=pytest.mark.slow)])
 def test_alone_or_padded_in_a_batch_gives_the_same_output(store, name, readout):
   m = model(name, readout)
   alone_packer = batching.BlockPacker(store, batching.make_budget(store, 1, slack=0.1))

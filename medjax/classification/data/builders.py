@@ -24,6 +24,7 @@ import tensorflow_datasets as tfds
 
 from medjax.classification.data import images, labels as labels_lib, shapes, splits
 from medjax.classification.data import npz
+from medjax.engine import datasets
 from medjax.segmentation.data.errors import DataError, raise_all
 from medjax.segmentation.data.pairing import fingerprint
 
@@ -71,27 +72,8 @@ def _named(prefix: str, raw: str, **fields) -> ClassConfig:
                      options=options, description=f"from {raw}", **fields)
 
 
-class _ClassBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
-  """Config from keyword arguments, features, metadata, checked generation."""
-
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "First version."}
-  DESCRIPTION = ""
-
-  def __init__(self, *, config=None, file_format="array_record", data_dir=None,
-               version=None, **config_kwargs):
-    if config is None:
-      config = self.make_config(**config_kwargs)
-    super().__init__(config=config, file_format=file_format, data_dir=data_dir,
-                     version=version)
-
-  @classmethod
-  def make_config(cls, **kwargs) -> ClassConfig:
-    raise NotImplementedError
-
-  @property
-  def options(self) -> dict:
-    return dict(self.builder_config.options)
+class _ClassBuilder(datasets.KeywordBuilder, skip_registration=True):
+  """Features, metadata, checked generation."""
 
   def _info(self):
     c = self.builder_config
@@ -100,12 +82,6 @@ class _ClassBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         builder=self, description=self.DESCRIPTION, metadata=metadata,
         features=class_features(c.spatial_dims, c.channels,
                                 len(c.classes) if c.multi_label else 0))
-
-  def _log_download_bytes(self):
-    """Silenced: `sources.load_source` logs the preparation."""
-
-  def _log_download_done(self):
-    """Silenced: `sources.load_source` logs the preparation."""
 
   def _counts(self, items: list[Item]) -> Any:
     c = self.builder_config

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import os
 import re
-import sys
-import time
 from typing import Any, NamedTuple
 
-from absl import logging
 import tensorflow_datasets as tfds
 
 from medjax.classification.data import builders
+from medjax.engine import datasets
 from medjax.segmentation.data.errors import DataError
 
 BUILDERS = {
@@ -47,18 +45,7 @@ def make_builder(name: str, data_dir, raw_dir=None, **builder_kwargs):
 
 def prepared(name: str, data_dir, raw_dir=None, **builder_kwargs):
   """The builder of `name`, prepared under `data_dir` on the first call (logged)."""
-  builder = make_builder(name, data_dir, raw_dir, **builder_kwargs)
-  if not os.path.exists(os.path.join(builder.data_dir, "dataset_info.json")):
-    if not sys.stderr.isatty():
-      tfds.disable_progress_bar()
-    logging.info("preparing %s into %s (first run only)...", name, builder.data_dir)
-    start = time.perf_counter()
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(verify_ssl=False))
-    count = sum(split.num_examples for split in builder.info.splits.values())
-    logging.info("prepared %d examples of %s in %.1f s", count, name,
-                 time.perf_counter() - start)
-  return builder
+  return datasets.prepare_once(name, make_builder(name, data_dir, raw_dir, **builder_kwargs))
 
 
 def info_of(builder) -> DataInfo:
