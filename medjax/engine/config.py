@@ -39,6 +39,22 @@ def base_config() -> ml_collections.ConfigDict:
   c.compute_dtype = "float32"  # float32 | bfloat16 (activations; parameters stay float32)
   # Differentially private training, DP-SGD (medjax/privacy/dp): Poisson batches
   # with `batch_size` examples expected, per-example clipping, Gaussian noise.
+  # --mode=explain of every experiment (medjax/explain): attributions of chosen examples,
+  # their figures and explain/checks.json (IG completeness, randomisation, deletion/insertion).
+  c.explain = ml_collections.ConfigDict(dict(
+      method="integrated_gradients",  # gradients | grad_x_input | smoothgrad |
+      # integrated_gradients | occlusion | gradcam
+      split="val",  # the split whose examples are explained
+      examples=4,  # how many (the first of the split, or `indices`)
+      indices=(),  # positions in the split to explain instead
+      target=-1,  # class / output explained; -1: the predicted (or the task's default)
+      ig_steps=64,
+      smoothgrad_samples=16,
+      occlusion_patch=8,  # edge of the occlusion window, in pixels / voxels / steps
+      faithfulness_steps=20,
+      random_seeds=5,
+      seed=1,  # key of the re-initialised model and of the random orderings
+  ))
   c.privacy = ml_collections.ConfigDict(dict(
       enabled=False,
       clip_norm=1.0,  # C: each example's gradient is scaled to L2 norm <= C

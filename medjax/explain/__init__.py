@@ -24,3 +24,5 @@ from medjax.explain.gradcam import mark_features
 from medjax.explain.methods import METHODS
 from medjax.explain.methods import attribute
 from medjax.explain.methods import check_method
+from medjax.explain.report import explain_and_check
+from medjax.explain.report import write_json

@@ -26,9 +26,9 @@ _HOOK = "features_hook"
 _PERTURBATIONS = "perturbations"
 
 NO_FEATURES = (
-    "--explain.method=gradcam needs a convolutional feature map, but this model has none "
+    "--config.explain.method=gradcam needs a convolutional feature map, but this model has none "
     "(no convolutional layer marks a 'features' intermediate); use another "
-    "--explain.method (gradients, grad_x_input, smoothgrad, integrated_gradients, "
+    "--config.explain.method (gradients, grad_x_input, smoothgrad, integrated_gradients, "
     "occlusion)")
 
 
@@ -82,7 +82,7 @@ def gradcam(apply_fn: Callable, variables, x, score: Callable, resize: bool = Tr
   `apply_fn(variables, x, mutable=...)` is the model's apply (e.g.
   `functools.partial(model.apply, train=False)`); `score` maps its outputs to one
   score per example, e.g. `class_output(target)` or `region_output(c, mask)`.
-  Raises InputError (naming --explain.method=gradcam) if no feature map is marked.
+  Raises InputError (naming --config.explain.method=gradcam) if no feature map is marked.
   """
   features, grads = feature_gradients(apply_fn, variables, x, score)
   spatial_axes = tuple(range(1, features.ndim - 1))

@@ -1,4 +1,4 @@
-"""One entry point by method name, for the tasks' `--mode=explain` (`--explain.method`)."""
+"""One entry point by method name, for the tasks' `--mode=explain` (`--config.explain.method`)."""
 
 from __future__ import annotations
 
@@ -16,12 +16,12 @@ METHODS = ("gradients", "grad_x_input", "smoothgrad", "integrated_gradients", "o
 
 
 def check_method(method: str) -> str:
-  """The method name, or InputError naming --explain.method with the closest choice."""
+  """The method name, or InputError naming --config.explain.method with the closest choice."""
   if method in METHODS:
     return method
   close = difflib.get_close_matches(method, METHODS, n=1)
   hint = f" (did you mean {close[0]!r}?)" if close else ""
-  raise InputError(f"--explain.method={method}: unknown method{hint}; choose one of "
+  raise InputError(f"--config.explain.method={method}: unknown method{hint}; choose one of "
                    f"{', '.join(METHODS)}")
 
 
