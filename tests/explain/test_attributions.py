@@ -135,6 +135,6 @@ def test_attribute_by_name_and_unknown_method_names_the_flag():
   attr, extras = explain.attribute("integrated_gradients", linear, X, steps=3)
   np.testing.assert_allclose(attr, W * X, rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(extras["gap"], 0.0, atol=1e-5)
-  with pytest.raises(InputError, match=r"--explain.method=integrated_gradient: .*"
+  with pytest.raises(InputError, match=r"--config.explain.method=integrated_gradient: .*"
                                        r"did you mean 'integrated_gradients'"):
     explain.attribute("integrated_gradient", linear, X)

@@ -125,7 +125,7 @@ def test_gradcam_without_conv_features_names_the_flag():
   model = Mlp()
   x = jnp.ones((2, 4, 4, 1))
   variables = zeros_like_init(model, x)
-  with pytest.raises(InputError, match=r"--explain.method=gradcam.*no convolutional"):
+  with pytest.raises(InputError, match=r"--config.explain.method=gradcam.*no convolutional"):
     explain.gradcam(functools.partial(model.apply, train=False), variables, x,
                     explain.class_output(0))
 
