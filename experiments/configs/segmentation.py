@@ -35,9 +35,11 @@ def task_config() -> ml_collections.ConfigDict:
       scale=0.0, affine_probability=1.0, gamma_range=(0.7, 1.5), gamma_probability=0.0,
       noise_std=0.1, noise_probability=0.0))
   t.model = ml_collections.ConfigDict(dict(
+      name="unet",  # unet | resunet (MONAI UNet-like: strided residual units, PReLU)
       features=(32, 64, 128, 256), norm="batch", dropout=0.0, upsample="subpixel",
       deep_supervision=False,
-      conv_impl="auto"))  # 3D: xla | slices (each 3^3 conv as 2D convs) | auto: slices on CPU
+      conv_impl="auto",  # 3D: xla | slices (each 3^3 conv as 2D convs) | auto: slices on CPU
+      strides=(), num_res_units=2))  # resunet only: strides () = 2 per level
   t.loss = "dice_ce"  # ce | dice | dice_ce
   t.dice_weight = 1.0
   t.eval_batch_size = 8
@@ -45,6 +47,15 @@ def task_config() -> ml_collections.ConfigDict:
       roi=(0, 0), overlap=0.5, mode="gaussian", batch_size=16))  # roi (0, 0): whole image
   t.hd95 = True
   t.report_images = 4
+  # 2D transfer to other cameras (medjax/segmentation/fov.py, contrast.py). Prediction
+  # and evaluation resample each image so its FOV diameter (FOV mask, or the image
+  # thresholded at `threshold` x its range) matches training's (recorded in
+  # <workdir>/preprocessing.json; train_diameter > 0 overrides it), then resample back.
+  t.fov_scale = ml_collections.ConfigDict(dict(enabled=False, train_diameter=0.0,
+                                               threshold=0.1))
+  # CLAHE (needs scikit-image) in the preprocessing: training and prediction alike.
+  t.clahe = ml_collections.ConfigDict(dict(enabled=False, clip_limit=0.01, kernel_size=0))
+  t.tta_flips = False  # 2D: average the probabilities over horizontal/vertical flips
   t.volume = volume_config()
   return t
 

@@ -15,10 +15,13 @@ import numpy as np
 from medjax.engine import workdir as workdir_lib
 from medjax.engine.errors import InputError
 from medjax.engine.task import Evaluator, Task
+from medjax.segmentation import contrast
+from medjax.segmentation import fov
 from medjax.segmentation import inference
 from medjax.segmentation import losses
 from medjax.segmentation import metrics as metrics_lib
 from medjax.segmentation import report
+from medjax.segmentation import resunet
 from medjax.segmentation import transforms
 from medjax.segmentation import unet
 from medjax.segmentation.data import pipeline
@@ -48,6 +51,14 @@ def raw_dir_for(task_config) -> str | None:
 
 
 def make_preprocess(task_config):
+  """`task.preprocess` (intensities to float), then CLAHE when `task.clahe.enabled`."""
+  preprocess = _intensity_preprocess(task_config)
+  if "clahe" in task_config:  # absent from configs saved before it existed
+    preprocess = contrast.with_clahe(preprocess, task_config.clahe)
+  return preprocess
+
+
+def _intensity_preprocess(task_config):
   if task_config.preprocess == "ct":
     low, high = task_config.hu_window
     return functools.partial(pipeline.ct_preprocess, low=low, high=high)
@@ -58,12 +69,35 @@ def make_preprocess(task_config):
                    "(known: ct, uint8)")
 
 
-def make_model(task_config, compute_dtype: str = "float32") -> unet.UNet:
+MODELS = ("unet", "resunet")
+
+
+def make_model(task_config, compute_dtype: str = "float32"):
+  """`task.model.name`: 'unet' (unet.UNet) or 'resunet' (resunet.ResUNet)."""
   m = task_config.model
+  name = m.get("name", "unet")
+  if name == "resunet":
+    return _make_resunet(task_config, compute_dtype)
+  if name != "unet":
+    raise InputError(f"config.task.model.name: unknown {name!r} (known: {MODELS})")
   return unet.UNet(num_classes=task_config.num_classes, spatial_dims=task_config.spatial_dims,
                    features=tuple(m.features), norm=m.norm, dropout=m.dropout,
                    dtype=jnp.dtype(compute_dtype), upsample=m.upsample,
                    deep_supervision=m.deep_supervision, conv_impl=_conv_impl(m.conv_impl))
+
+
+def _make_resunet(task_config, compute_dtype: str) -> resunet.ResUNet:
+  m = task_config.model
+  if m.deep_supervision:
+    raise InputError("config.task.model.deep_supervision: the residual U-Net has none; "
+                     "set --config.task.model.deep_supervision=False")
+  model = resunet.ResUNet(num_classes=task_config.num_classes,
+                          spatial_dims=task_config.spatial_dims, channels=tuple(m.features),
+                          strides=tuple(m.strides), num_res_units=m.num_res_units,
+                          norm=m.norm, dropout=m.dropout, dtype=jnp.dtype(compute_dtype),
+                          upsample=m.upsample)
+  model.level_strides()  # bad strides stop here, before any data is read
+  return model
 
 
 def _conv_impl(name: str) -> str:
@@ -76,7 +110,8 @@ def _conv_impl(name: str) -> str:
 
 # Fields of config.task that a prediction command may change; the rest (model,
 # preprocessing, classes) come from the config the workdir was trained with.
-PREDICTION_FIELDS = ("sliding_window", "eval_batch_size", "report_images")
+PREDICTION_FIELDS = ("sliding_window", "eval_batch_size", "report_images", "fov_scale",
+                     "tta_flips")
 
 
 def config_for_prediction(config, workdir: str):
@@ -90,6 +125,9 @@ def config_for_prediction(config, workdir: str):
   task = saved.task
   for field in PREDICTION_FIELDS:
     task[field] = config.task[field]
+  for field in config.task.keys():  # fields added since the run (e.g. clahe): defaults
+    if field not in task:
+      task[field] = config.task[field]
   if "volume" in task:
     task.volume.mirror_axes = tuple(config.task.volume.mirror_axes)
   config = config.copy_and_resolve_references()
@@ -109,7 +147,18 @@ def make_task(task_config, compute_dtype: str = "float32"):
 
 
 def predict_images(task_config, predict_fn, images):
-  """Logits for whole images: one forward pass, or sliding windows when `roi` is set."""
+  """Logits for whole images: one forward pass, or sliding windows when `roi` is set;
+  with `task.tta_flips`, log of the softmax probabilities averaged over the image
+  flipped along each subset of its two axes (4 passes)."""
+  if task_config.get("tta_flips", False):
+    probs = inference.mirrored(
+        functools.partial(_predict_once, task_config, predict_fn), (0, 1))(
+            np.asarray(images))
+    return np.log(np.maximum(probs, 1e-30))
+  return _predict_once(task_config, predict_fn, images)
+
+
+def _predict_once(task_config, predict_fn, images):
   roi = tuple(task_config.sliding_window.roi)
   if not any(roi):
     return predict_fn({"image": images})
@@ -232,10 +281,26 @@ class SegmentationTask(Task):
     return [SegmentationEvaluator(split, source, self.preprocess, self.config, self.loss)
             for split, source in self.eval_sources.items()]
 
-  def predict_folder(self, config, workdir, input_dir, output_dir) -> list[str]:
-    """Masks for every image of `input_dir` (see `segmentation.predict`)."""
+  def write_run_files(self, workdir) -> None:
+    """`<workdir>/preprocessing.json`: the training images' FOV diameter, the scale
+    that `task.fov_scale` matches at prediction."""
+    record = fov.training_diameter(self.train_source, self.config.fov_scale.threshold)
+    fov.write_preprocessing(workdir, record)
+
+  def predict_folder(self, config, workdir, input_dir, output_dir,
+                     probabilities: str = "none") -> list[str]:
+    """Masks (and `probabilities` maps) for every image of `input_dir` (see
+    `segmentation.predict`)."""
     from medjax.segmentation import predict  # pylint: disable=import-outside-toplevel
-    return predict.predict_folder(config, workdir, self, input_dir, output_dir)
+    return predict.predict_folder(config, workdir, self, input_dir, output_dir,
+                                  probabilities=probabilities)
+
+  def evaluate_folder(self, config, workdir, input_dir, label_dir, output_dir,
+                      fov_dir=None) -> dict:
+    """Metrics on a labelled folder (see `segmentation.evaluate`)."""
+    from medjax.segmentation import evaluate  # pylint: disable=import-outside-toplevel
+    return evaluate.evaluate_folder(config, workdir, self, input_dir, label_dir, output_dir,
+                                    fov_dir=fov_dir)
 
   def plan(self, workdir, memory_mb):
     del workdir, memory_mb
