@@ -5,6 +5,8 @@ r"""EHR sequence models: in-hospital mortality from ICU time series or visit cod
       --workdir=/tmp/p12_grud --mode=cv --folds=5        # 5-fold CV, mean +- sd
   python -m experiments.ehr --mode=evaluate --workdir=/tmp/p12_grud/fold_0 \
       --set_dir=/data/physionet2012/set-b --output_dir=/tmp/p12_grud_on_b
+  python -m experiments.ehr --mode=explain --workdir=/tmp/ehr_quick \
+      --config=experiments/configs/ehr.py --config.explain.examples=8   # -> explain/
 
 Rerunning a training (or CV) command in the same workdir resumes it; a run stopped
 by SIGTERM exits with code 75. Throughput: `python -m experiments.benchmark
@@ -25,7 +27,9 @@ from medjax.engine import workdir as workdir_lib
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file[:preset].",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (evaluate: the trained run).")
-_MODE = flags.DEFINE_enum("mode", "train", ["train", "cv", "evaluate"], "What to do.")
+_MODE = flags.DEFINE_enum("mode", "train", ["train", "cv", "evaluate", "explain"],
+                          "What to do (explain: the trained --workdir's saved config; "
+                          "only --config.explain.* flags apply).")
 _FOLDS = flags.DEFINE_integer("folds", 0, "cv: number of folds / repeats (0: config).")
 _SET_DIR = flags.DEFINE_string("set_dir", None, "evaluate: PhysioNet set directory.")
 _OUTCOMES = flags.DEFINE_string("outcomes", "", "evaluate: outcomes file of --set_dir.")
@@ -46,7 +50,9 @@ def _train(config, workdir):
 
 def _check_dirs():
   """Refuses a bad workdir / output dir before any data is read or model built."""
-  if _MODE.value == "evaluate":
+  if _MODE.value == "explain":
+    workdir_lib.require_existing(_WORKDIR.value)
+  elif _MODE.value == "evaluate":
     if not (_SET_DIR.value and _OUTPUT_DIR.value):
       raise app.UsageError("--mode=evaluate needs --set_dir and --output_dir")
     workdir_lib.require_existing(_WORKDIR.value)
@@ -54,6 +60,21 @@ def _check_dirs():
     workdir_lib.require_writable(_OUTPUT_DIR.value, "--output_dir")
   else:
     workdir_lib.require_writable(_WORKDIR.value)
+
+
+def _explain():
+  from medjax.ehr import explanation  # pylint: disable=import-outside-toplevel
+  prefix = "config.explain."
+  given = [n for n in flags.FLAGS if n.startswith("config.") and flags.FLAGS[n].present]
+  fields = [n[len(prefix):] for n in given if n.startswith(prefix)]
+  overrides = {f: _CONFIG.value.explain[f] for f in fields}
+  if len(fields) < len(given):
+    logging.warning("--mode=explain uses the run's saved config: only --config.explain.* "
+                    "flags apply, not %s", [n for n in given if not n.startswith(prefix)])
+  config = explanation.run_config(_WORKDIR.value, overrides)
+  checks = explanation.explain_run(config, _WORKDIR.value)
+  print("explain:", explanation.headline(checks))
+  print("wrote", f"{_WORKDIR.value}/explain/")
 
 
 def main(argv):
@@ -64,6 +85,9 @@ def main(argv):
     metrics = external.evaluate_on_set(_WORKDIR.value, _SET_DIR.value, _OUTPUT_DIR.value,
                                        _OUTCOMES.value, patient=_PATIENT.value)
     print("external metrics:", json.dumps(metrics))
+    return
+  if _MODE.value == "explain":
+    _explain()
     return
   config = _CONFIG.value
   if config is None:

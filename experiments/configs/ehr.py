@@ -44,6 +44,9 @@ def task_config() -> ml_collections.ConfigDict:
       embed_dim=64,
       dropout=0.1,
       imbalance="weighted",  # weighted (positive-class loss weight) | oversample | none
+      # temperature: risk = sigmoid((logit - offset) / T), T fitted on val (the offset
+      # log(positive weight) undoes `imbalance`'s prior shift); none: sigmoid(logit)
+      calibration="temperature",
       max_codes=256,  # codes kept per visit
       min_code_count=1,  # training-split count for a code to enter the vocabulary
       pad_multiple=32,  # tokens / codes: pad lengths to a multiple of this

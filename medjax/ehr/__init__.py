@@ -10,10 +10,12 @@ Modules:
   splits      stratified k-fold and repeated random splits (optionally grouped)
   examples    per-stay model inputs and padded collation
   models      GRU / LSTM, GRU-D, Transformer, RETAIN
-  attribution gradient x input inside model.apply
-  evaluation  AUROC, AUPRC, Brier, log loss, calibration; the split evaluator
+  attribution gradient x input (medjax.explain) from the predict function, for the report
+  calibration temperature scaling of the risk, fitted on validation (calibration.json)
+  evaluation  AUROC, AUPRC, Brier, log loss, ECE of the calibrated risk; the split evaluator
   task        EhrTask, the engine's Task for all of the above
-  report      end-of-run predictions, calibration plot, one patient explained
+  report      end-of-run predictions, reliability diagrams, one patient explained
+  explanation --mode=explain: attributions of chosen stays and their trust checks
   crossval    k-fold / repeated-split runs and mean +- sd
   external    evaluating a trained run on another set directory
 """

@@ -1,17 +1,20 @@
-"""Per-input gradient attributions for the recurrent models, inside `model.apply`.
+"""Gradient x input of the recurrent models from the engine's predict function.
 
-`WithAttribution(backbone)` behaves as `backbone` unless it is called with an
-`attribute` array (B,): it then also returns `gradient`, d(attribute . logits)/d(values),
-and `attribution` = gradient * values (gradient x input against the training mean, which
-is 0 after normalisation). Because the extra output depends only on whether the batch
-carries an `attribute` key, the trainer's jitted predict function serves both: a report
-batch with `attribute` compiles once more, ordinary batches are unchanged.
+`WithAttribution(backbone)` behaves as `backbone` (its parameters under "backbone")
+unless it is called with an `attribute` array (B,): it then also returns
+`attribution`, `medjax.explain.grad_x_input` of the score attribute[i] * logit[i]
+with respect to the `input_name` array (baseline 0, the training mean after
+normalisation). The end-of-run report gets only a predict function, so the
+attribution rides along in the outputs: a report batch with `attribute` compiles
+once more, ordinary batches are unchanged. `--mode=explain` (medjax.ehr.explanation)
+calls medjax.explain on the backbone directly.
 """
 
 from __future__ import annotations
 
 import flax.linen as nn
-import jax.numpy as jnp
+
+from medjax import explain
 
 
 class WithAttribution(nn.Module):
@@ -21,13 +24,12 @@ class WithAttribution(nn.Module):
   @nn.compact
   def __call__(self, *, train: bool = False, attribute=None, **inputs):
     outputs = self.backbone(**inputs, train=train)
-    if attribute is None:
+    if attribute is None or self.is_initializing():
       return outputs
+    model, variables = self.backbone.clone(parent=None), self.backbone.variables
 
-    def weighted_logits(module, x):
-      return jnp.sum(module(**{**inputs, self.input_name: x}, train=False)["logits"]
-                     * attribute)
+    def score(x):
+      out = model.apply(variables, **{**inputs, self.input_name: x}, train=False)
+      return out["logits"] * attribute
 
-    (gradient,) = nn.grad(weighted_logits, self.backbone, inputs[self.input_name])
-    return {**outputs, "gradient": gradient,
-            "attribution": gradient * inputs[self.input_name]}
+    return {**outputs, "attribution": explain.grad_x_input(score, inputs[self.input_name])}

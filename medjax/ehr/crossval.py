@@ -42,7 +42,8 @@ def summarise(results: list[dict[str, float]]) -> dict[str, dict[str, float]]:
   return out
 
 
-def format_summary(summary, metrics=("test/auroc", "test/auprc", "test/brier")) -> str:
+def format_summary(summary, metrics=("test/auroc", "test/auprc", "test/brier", "test/ece")
+                   ) -> str:
   return "  ".join(f"{m}={summary[m]['mean']:.4f}+-{summary[m]['sd']:.4f} (n={summary[m]['n']})"
                    for m in metrics if m in summary)
 

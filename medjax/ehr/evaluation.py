@@ -1,7 +1,9 @@
 """In-hospital mortality evaluation: AUROC, AUPRC, Brier, log loss and calibration.
 
 `MortalityEvaluator` runs a prediction function over a split in full-size batches (the
-last one padded, `_mask` 0), so every stay counts exactly once.
+last one padded, `_mask` 0), so every stay counts exactly once. Its metrics are of the
+calibrated risk (medjax.ehr.calibration: the validation evaluator fits the temperature,
+the others apply it); `*_uncalibrated` are those of sigmoid(logit).
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
-from medjax.engine.task import Evaluator
+from medjax.ehr import calibration as calibration_lib
 from medjax.ehr.examples import Examples, padded_batch, split_multiple
+from medjax.engine.task import Evaluator
 from medjax.metrics import ranking
 
 
@@ -63,27 +66,42 @@ def batches(examples: Examples, indices: Sequence[int], batch_size: int,
 
 class MortalityEvaluator(Evaluator):
   """Yields mortality metrics of one split. Sequence batches are all padded to the
-  split's longest sequence, so each split compiles the predict function once."""
+  split's longest sequence, so each split compiles the predict function once. With
+  `fit_calibration`, each run first refits `calibrator` on this split."""
 
   def __init__(self, name: str, examples: Examples, indices, batch_size: int,
-               pad_multiple: int = 1):
+               pad_multiple: int = 1, calibrator: calibration_lib.Calibrator | None = None,
+               fit_calibration: bool = False):
     self.name = name
     self.final_only = name == "test"  # the test split: once, after training
     self.examples = examples
     self.indices = np.asarray(indices)
     self.batch_size = batch_size
     self.pad_multiple = split_multiple(examples, self.indices, pad_multiple)
+    self.calibrator = calibrator or calibration_lib.Calibrator()
+    self.fit_calibration = fit_calibration
 
-  def predict(self, predict_fn: Callable) -> tuple[np.ndarray, np.ndarray]:
-    """(labels, probabilities) of the split's examples, in `indices` order."""
-    labels, probs = [], []
+  def predict_logits(self, predict_fn: Callable) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, logits) of the split's examples, in `indices` order."""
+    labels, logits = [], []
     for batch in batches(self.examples, self.indices, self.batch_size, self.pad_multiple):
       keep = batch["_mask"] > 0
-      logits = np.asarray(predict_fn(batch)["logits"]).reshape(-1)
       labels.append(batch["label"][keep])
-      probs.append(sigmoid(logits[keep]))
-    return np.concatenate(labels), np.concatenate(probs)
+      logits.append(np.asarray(predict_fn(batch)["logits"]).reshape(-1)[keep])
+    return np.concatenate(labels), np.concatenate(logits).astype(np.float64)
+
+  def predict(self, predict_fn: Callable) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, calibrated probabilities) of the split's examples, in `indices` order."""
+    labels, logits = self.predict_logits(predict_fn)
+    return labels, self.calibrator.current.probabilities(logits)
 
   def run(self, predict_fn: Callable) -> Iterator[tuple[str, float]]:
-    labels, probs = self.predict(predict_fn)
-    yield from mortality_metrics(labels, probs).items()
+    labels, logits = self.predict_logits(predict_fn)
+    if self.fit_calibration:
+      self.calibrator.fit(labels, logits, self.name)
+    calibration = self.calibrator.current
+    yield from mortality_metrics(labels, calibration.probabilities(logits)).items()
+    raw = mortality_metrics(labels, sigmoid(logits))
+    for name in ("brier", "log_loss", "ece"):
+      yield f"{name}_uncalibrated", raw[name]
+    yield "temperature", calibration.temperature

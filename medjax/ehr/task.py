@@ -8,7 +8,9 @@ demo). Models (`config.task.model`): `gru`, `lstm`, `grud` (binned inputs),
 Preprocessing statistics (normaliser, code vocabulary, positive-class weight) are fitted
 on the training split only and written to `<workdir>/ehr_preprocessing.json` on the first
 run; a resumed run, or an evaluation of the trained model on another set directory,
-reads them back from there instead of refitting.
+reads them back from there instead of refitting. The risk is calibrated
+(`task.calibration`, medjax.ehr.calibration): a temperature fitted on the validation
+split, stored in `<workdir>/calibration.json` and read back the same way.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import optax
 
 from medjax.engine.errors import InputError
 from medjax.engine.task import Task
+from medjax.ehr import calibration as calibration_lib
 from medjax.ehr import codes as codes_lib
 from medjax.ehr import examples as ex
 from medjax.ehr import physionet, report as report_lib, splits as splits_lib, synthetic
@@ -98,6 +101,12 @@ def fit_preprocessing(cfg, data, train: np.ndarray) -> dict:
   else:
     prep["normaliser"] = Normaliser.fit(data, train).to_dict()
   return prep
+
+
+def oversample_copies(labels) -> int:
+  """How often `imbalance=oversample` repeats each positive training stay."""
+  labels = np.asarray(labels)
+  return max(1, int(round((labels == 0).sum() / max((labels == 1).sum(), 1))))
 
 
 def run_fingerprint(cfg, train) -> dict:
@@ -192,7 +201,21 @@ class EhrTask(Task):
     self.pad_multiple = 1 if self.kind == "binned" else cfg.pad_multiple
     if cfg.imbalance not in ("weighted", "oversample", "none"):
       raise InputError(f"imbalance={cfg.imbalance!r}: weighted | oversample | none")
+    self.calibrator = self._calibrator(workdir)
     self._evaluators = None
+
+  def _calibrator(self, workdir: str) -> calibration_lib.Calibrator:
+    """Offsets to try: 0 and the loss's prior shift (log of the positive weight)."""
+    method = self.cfg.get("calibration", "temperature")
+    if method not in ("temperature", "none"):
+      raise InputError(f"task.calibration={method!r}: temperature | none")
+    if method == "none":
+      return calibration_lib.Calibrator(offsets=())
+    weight = self.pos_weight
+    if self.cfg.imbalance == "oversample":
+      weight = oversample_copies(self.data.labels[self.splits["train"]])
+    offset = calibration_lib.prior_offset(self.cfg.imbalance, weight)
+    return calibration_lib.Calibrator((0.0, offset), calibration_lib.load(workdir))
 
   # -- model interface ------------------------------------------------------------------
   def model_inputs(self, batch):
@@ -216,8 +239,7 @@ class EhrTask(Task):
       return train
     labels = self.data.labels[train]
     positives, negatives = train[labels == 1], train[labels == 0]
-    copies = max(1, int(round(len(negatives) / max(len(positives), 1))))
-    return np.concatenate([negatives, np.tile(positives, copies)])
+    return np.concatenate([negatives, np.tile(positives, oversample_copies(labels))])
 
   def train_dataset(self, batch_size, seed, shard_index=0, shard_count=1):
     """Endless shuffled batches: process `shard_index` gets its rows of each global batch
@@ -255,7 +277,8 @@ class EhrTask(Task):
     if self._evaluators is None:
       self._evaluators = [
           MortalityEvaluator(name, self.examples, self.splits[name], self.eval_batch_size,
-                             self.pad_multiple)
+                             self.pad_multiple, self.calibrator,
+                             fit_calibration=name == "val" and bool(self.calibrator.offsets))
           for name in ("val", "test") if len(self.splits.get(name, ()))]
     return self._evaluators
 

@@ -63,7 +63,13 @@ def test_one_step_of_each_preset(preset, data_dirs, grud_run, tmp_path):
   assert results["test/count"] == len(task.splits["test"])
   assert 0.0 <= results["test/brier"] <= 1.0
   files = os.listdir(tmp_path)
-  assert "calibration_test.png" in files and "metrics.json" in files
+  assert {"calibration_test.png", "calibration_val.png", "calibration.json",
+          "metrics.json"} <= set(files)
+  fitted = json.loads((tmp_path / "calibration.json").read_text())
+  if preset in ("quick", "p12_grud"):  # both outcomes in their validation split
+    assert fitted["fitted_on"] == "val"
+  assert not fitted["fitted_on"] or fitted["nll_after"] <= fitted["nll_before"]
+  assert results["test/temperature"] == fitted["temperature"]
   (explained,) = [f for f in files if f.startswith("explain_") and f.endswith(".png")]
   record = json.loads((tmp_path / explained.replace(".png", ".json")).read_text())
   assert record["label"] in (0, 1)
@@ -87,6 +93,10 @@ def test_evaluate_checkpoint_on_another_set(data_dirs, grud_run, tmp_path):
   expected = (raw[times < 1.0].mean() - mean) / std
   assert first_bin == pytest.approx(expected, rel=1e-4)
   assert os.path.exists(os.path.join(out, "calibration_test.png"))
+  # The temperature fitted on set a's validation split is applied to set b, not refitted.
+  fitted = json.loads((run_dir / "calibration.json").read_text())
+  assert metrics["test/temperature"] == fitted["temperature"]
+  assert json.loads(open(os.path.join(out, "calibration.json")).read()) == fitted
   assert os.path.exists(os.path.join(out, "explain_200003.png"))
 
 
