@@ -10,26 +10,29 @@ from medjax.segmentation import conv3d
 DN = ("NDHWC", "DHWIO", "NDHWC")
 
 
-def _plain(x, k, padding):
-  return lax.conv_general_dilated(x, k, (1, 1, 1), padding, dimension_numbers=DN)
+def _plain(x, k, padding, strides=(1, 1, 1)):
+  return lax.conv_general_dilated(x, k, strides, padding, dimension_numbers=DN)
 
 
-@pytest.mark.parametrize("kernel,padding", [
-    ((3, 3, 3), "SAME"),
-    ((3, 2, 3), ((2, 0), (1, 0), (0, 1))),  # asymmetric, even kernel axis
-    ((1, 3, 3), "VALID"),
+@pytest.mark.parametrize("kernel,padding,strides", [
+    ((3, 3, 3), "SAME", (1, 1, 1)),
+    ((3, 2, 3), ((2, 0), (1, 0), (0, 1)), (1, 1, 1)),  # asymmetric, even kernel axis
+    ((1, 3, 3), "VALID", (1, 1, 1)),
+    ((3, 3, 3), "SAME", (2, 2, 2)),
+    ((3, 2, 1), ((1, 1), (0, 1), (0, 0)), (2, 1, 3)),  # mixed strides, odd sizes
 ])
-def test_slices_equal_plain_conv_values_and_gradients(kernel, padding):
+def test_slices_equal_plain_conv_values_and_gradients(kernel, padding, strides):
   rng = np.random.default_rng(0)
-  x = rng.normal(size=(2, 4, 5, 3, 3)).astype(np.float32)
+  x = rng.normal(size=(2, 5, 5, 7, 3)).astype(np.float32)
   k = rng.normal(size=kernel + (3, 2)).astype(np.float32)
-  slices = lambda x, k: conv3d.conv_slices(x, k, (1, 1, 1), padding, dimension_numbers=DN)
+  slices = lambda x, k: conv3d.conv_slices(x, k, strides, padding, dimension_numbers=DN)
   y = jax.jit(slices)(x, k)
-  np.testing.assert_allclose(y, _plain(x, k, padding), rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(y, _plain(x, k, padding, strides), rtol=1e-5, atol=1e-5)
   g = rng.normal(size=y.shape).astype(np.float32)
   grads = jax.jit(jax.grad(lambda x, k, f: jnp.vdot(f(x, k), g), (0, 1)),
                   static_argnums=2)
-  for got, want in zip(grads(x, k, slices), grads(x, k, lambda x, k: _plain(x, k, padding))):
+  plain = lambda x, k: _plain(x, k, padding, strides)
+  for got, want in zip(grads(x, k, slices), grads(x, k, plain)):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
