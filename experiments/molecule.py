@@ -6,10 +6,21 @@ r"""Molecular property prediction: train (k seeds / folds), predict a CSV, bench
       --workdir=/tmp/esol --mode=predict --input_csv=new.csv --output_csv=/tmp/pred.csv
   python -m experiments.molecule --config=experiments/configs/molecule.py:esol \
       --workdir=/tmp/bench --mode=benchmark
+  python -m experiments.molecule --config=experiments/configs/molecule.py:esol \
+      --workdir=/tmp/esol --mode=explain --config.explain.examples=8
+  python -m experiments.molecule --config=experiments/configs/molecule.py:bbbp \
+      --workdir=/tmp/bbbp_hpopt --mode=hpopt --hpopt_trials=20
 
 With repeats > 1, run r trains in `workdir/run<r>` with seed + r and split_seed + r
 (fold r when task.folds > 1); the mean and sd go to `workdir/summary.json`. Predict
 uses every trained run under --workdir (or --predict_workdirs) as an ensemble.
+With task.ensemble_size = N > 1 each run trains N models (seed + 1000 k) on its split
+in `member<k>/`; its val / test metrics score their mean prediction, beside
+`members_mean/...` (`medjax/molecule/ensemble.py`). Hpopt runs Optuna trials of this
+training in `workdir/trials/<n>`, resumably (`medjax/molecule/hpopt.py`).
+Explain reads the run's saved config (only `--config.explain.*` and mesh flags apply) and
+writes atom / bond attribution figures and the trust checks to `workdir/explain/`
+(`medjax/molecule/explanation.py`); with repeats, the first run is explained.
 """
 
 import copy
@@ -28,7 +39,10 @@ from medjax.engine import workdir as workdir_lib
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file[:preset].",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory.")
-_MODE = flags.DEFINE_enum("mode", "train", ["train", "predict", "benchmark"], "What to do.")
+_MODE = flags.DEFINE_enum("mode", "train",
+                          ["train", "predict", "benchmark", "explain", "hpopt"], "What to do.")
+_HPOPT_TRIALS = flags.DEFINE_integer("hpopt_trials", 20,
+                                     "hpopt: finished trials the study runs to.")
 _INPUT_CSV = flags.DEFINE_string("input_csv", None, "predict: CSV of SMILES.")
 _SMILES_COLUMN = flags.DEFINE_string("smiles_column", "smiles", "predict: SMILES column.")
 _OUTPUT_CSV = flags.DEFINE_string("output_csv", None, "predict: where predictions go.")
@@ -48,29 +62,70 @@ def run_config(config, r: int):
 
 
 def train(config, workdir):
-  from medjax.engine import train as train_lib  # pylint: disable=import-outside-toplevel
+  """Trains the runs (repeats; each a model or an ensemble); returns the summary."""
   # pylint: disable-next=import-outside-toplevel
-  from medjax.molecule import metrics, task as task_lib
+  from medjax.molecule import metrics, task as task_lib, training
   dataset = distributed.process_zero_first(lambda: task_lib.load_dataset(config.task))
   runs, repeats = [], config.task.repeats
   for r in range(repeats):
     c, run_dir = run_config(config, r), workdir if repeats == 1 else f"{workdir}/run{r}"
-    task = task_lib.MoleculeTask(c.task, c.batch_size, dataset)
-    task_lib.resolve_best_metric(c, task)  # before training: a bad name stops here
-    task.write_run_files(run_dir)
-    workdir_lib.save_config(run_dir, c)
-    runs.append(train_lib.train_and_evaluate(c, run_dir, task))
-    train_lib.exit_if_preempted(runs[-1])
+    runs.append(training.train_run(c, run_dir, dataset))
   summary = metrics.summarize(runs)
   with open(os.path.join(workdir, "summary.json"), "w", encoding="utf-8") as f:
     json.dump({"runs": runs, "mean_sd": summary}, f, indent=1)
   for k, (mean, sd) in summary.items():
-    if k.startswith("test/") and k.count("/") == 1:
+    head = k.removeprefix("members_mean/")  # an ensemble's members' mean score
+    if head.startswith("test/") and head.count("/") == 1:
       print(f"{k} = {mean:.4f} +- {sd:.4f}  ({repeats} runs)")
+  return {"runs": runs, "mean_sd": summary}
+
+
+def hpopt(config, workdir: str) -> dict:
+  """Optuna search over the D-MPNN recipe, each trial a `train` run in
+  workdir/trials/<n>; resumable (workdir/hpopt.db); prints the best as flags."""
+  # pylint: disable-next=import-outside-toplevel
+  from medjax.molecule import hpopt as hpopt_lib, task as task_lib, training
+  probe = copy.deepcopy(config)  # resolves best_metric / best_mode as training will
+  training.prepare(probe, task_lib.load_dataset(probe.task))
+  best = hpopt_lib.search(config, workdir, _HPOPT_TRIALS.value, train, probe.best_metric,
+                          probe.best_mode)
+  print(f"best of {best['trials_finished']} trials: {best['metric']} = {best['value']:.4f} "
+        f"(trial {best['trial']}, {os.path.join(workdir, hpopt_lib.BEST_FILE)})")
+  print(" ".join(best["flags"]))
+  return best
+
+
+def explain_config(config, workdir: str):
+  """(the run's saved config with this command's `explain` and `mesh`, the run's dir:
+  `workdir`, or its first run<r>/ with repeats)."""
+  # pylint: disable-next=import-outside-toplevel
+  from medjax.explain import mode
+  from medjax.molecule import predict  # pylint: disable=import-outside-toplevel
+  run_dir = predict.run_dirs([workdir])[0]
+  return mode.config_for_explain(config, run_dir), run_dir
+
+
+def explain(config, workdir: str) -> dict:
+  """Explains a trained run's chosen molecules; prints the headline numbers."""
+  # pylint: disable-next=import-outside-toplevel
+  from medjax.molecule import explanation, task as task_lib
+  saved, run_dir = explain_config(config, workdir)
+  task = task_lib.MoleculeTask(saved.task, saved.batch_size)
+  result = explanation.explain(saved, run_dir, task)
+  for part, numbers in result["summary"].items():
+    print(f"{part} ({numbers['molecules']} molecules, {result['method']}): IG completeness "
+          f"gap {numbers['relative_gap_mean']:.2%}, randomisation rho(|attr|) "
+          f"{numbers['rho_abs']:.3f}, deletion AUC {numbers['deletion_auc']:.4g} vs random "
+          f"{numbers['random_deletion_auc']:.4g}, insertion AUC {numbers['insertion_auc']:.4g} "
+          f"vs random {numbers['random_insertion_auc']:.4g}")
+  print(f"figures and checks.json in {os.path.join(run_dir, 'explain')}")
+  return result
 
 
 def _check_dirs():
   """Refuses a bad workdir / output file before any data is read or model built."""
+  if _MODE.value == "explain":
+    workdir_lib.require_existing(_WORKDIR.value)
   if _MODE.value != "predict":
     workdir_lib.require_writable(_WORKDIR.value)
     return
@@ -103,6 +158,10 @@ def main(argv):
     with open(os.path.join(workdir, "benchmark.json"), "w", encoding="utf-8") as f:
       json.dump(results, f, indent=1)
     print("\n".join(f"{k} = {v:.4g}" for k, v in results.items()))
+  elif _MODE.value == "explain":
+    explain(config, workdir)
+  elif _MODE.value == "hpopt":
+    hpopt(config, workdir)
   else:
     train(config, workdir)
 

@@ -52,7 +52,7 @@ def task_config() -> ml_collections.ConfigDict:
 
 
 _MODEL_FIELDS = {  # the architecture fields a preset exposes, with their defaults
-    "resnet18": dict(width=1.0, small_input=False),
+    "resnet18": dict(width=1.0, small_input=False, conv_impl="auto"),
     "densenet121": dict(width=1.0, small_input=False, growth_rate=32,
                         block_config=(6, 12, 24, 16), bn_size=4),
     "seed_cnn": dict(width=1.0, features=(32, 64, 128), hidden=128),
@@ -111,17 +111,19 @@ def _adrenal3d(c):
   t.shared_folder = "adrenalmnist3d"
   t.shared_file = "adrenalmnist3d_trainval.npz"
   t.builder = ml_collections.ConfigDict(dict(classes=("normal", "mass")))
-  _model(t, "resnet18", small_input=True)
+  # The ImageNet stem (28^3 -> 7^3 before stage 1) at half width: on a 2-core CPU a step
+  # of the 3^d stride-1 stem (small_input=True) at full width costs ~20x more.
+  _model(t, "resnet18", width=0.5)
   t.class_weighting = "balanced"  # 22% mass
   t.augment.flip_axes = (1, 2, 3)
   t.augment.rotate_degrees = 15.0
   c.batch_size = 32
-  c.total_steps = 2000
+  c.total_steps = 600  # ~16 epochs of the 1188 training volumes
   c.optimizer.learning_rate = 1e-3
-  c.optimizer.warmup_steps = 50
-  c.log_every = 50
-  c.eval_every = 250
-  c.checkpoint_every = 250
+  c.optimizer.warmup_steps = 30
+  c.log_every = 25
+  c.eval_every = 100
+  c.checkpoint_every = 100
   c.best_metric = "val/roc_auc_macro"
 
 

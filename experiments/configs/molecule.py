@@ -4,8 +4,10 @@
       --workdir /tmp/esol --config.task.repeats=3
 
 Presets: quick (RDKit's 5k NCI TPSA file, ~1 min on a CPU), esol, lipo, bbbp,
-tox21; any of them with `,smoke` for a one-step run. MoleculeNet files are read
-from `task.data_dir` (default $MEDJAX_SHARED_DATA/moleculenet).
+tox21, csv (any CSV: task.csv_path, target_columns, task_type); any of them with
+`,smoke` for a one-step run. MoleculeNet files are read from `task.data_dir`
+(default $MEDJAX_SHARED_DATA/moleculenet). Each preset trains for `task.epochs` epochs
+of its training split (steps, warm-up and evaluation follow the data set's size).
 """
 
 import ml_collections
@@ -19,7 +21,8 @@ def task_config() -> ml_collections.ConfigDict:
       data_dir="",  # MoleculeNet folder; '' -> $MEDJAX_SHARED_DATA/moleculenet
       csv_path="",  # dataset=csv: the file, its SMILES column and target columns
       smiles_column="smiles",
-      target_columns="",  # comma-separated; '' -> every other column
+      target_columns="",  # y1,y2 or a Python list '("a,b","c")'; '' -> every other column
+      target_columns_file="",  # or a file of target column names, one per line
       task_type="regression",  # dataset=csv: regression | binary | multiclass
       num_classes=0,  # multiclass; 0 -> max label + 1
       cache_dir="",  # featurised arrays; '' -> $MEDJAX_CACHE or ~/.cache/medjax/molecule
@@ -29,6 +32,11 @@ def task_config() -> ml_collections.ConfigDict:
       folds=0,  # > 1: k-fold; repeat r uses fold r as test, r + 1 as val
       fold=0,
       repeats=1,  # runs with seed + r and split_seed + r (or fold r); mean +- sd
+      ensemble_size=1,  # > 1: each run trains this many models (seeds) on one split, in
+      # member<k>/; val / test metrics (and predict) use their mean prediction
+      epochs=0,  # > 0: total_steps, warm-up and eval_every from the training split's size
+      warmup_epochs=2.0,  # with epochs: linear warm-up length (Chemprop's default)
+      class_balance=False,  # binary: positives weighted negatives / positives per task
       model="dmpnn",  # dmpnn | gin | attentivefp
       hidden=300,
       depth=3,
@@ -42,22 +50,14 @@ def task_config() -> ml_collections.ConfigDict:
   ))
 
 
-def _epochs(config, train_molecules: int, epochs: int) -> None:
-  steps = max(1, round(epochs * train_molecules / config.batch_size))
-  config.total_steps = steps
-  config.optimizer.warmup_steps = max(1, steps // 15)  # ~2 of 30 epochs, as Chemprop
-  config.eval_every = max(1, steps // epochs)  # once an epoch
-  config.checkpoint_every = max(1, steps // 10)
-  config.log_every = max(1, steps // 50)
-
-
 PRESETS = {
-    # dataset, split, training molecules (80 %: sets steps per epoch), epochs
-    "quick": ("tpsa", "random", 3993, 6),
-    "esol": ("esol", "random", 902, 100),
-    "lipo": ("lipo", "random", 3360, 40),
-    "bbbp": ("bbbp", "scaffold", 1631, 40),
-    "tox21": ("tox21", "random", 6258, 30),
+    # dataset, split, epochs (steps follow the training split's size: task.epochs)
+    "quick": ("tpsa", "random", 6),
+    "esol": ("esol", "random", 100),
+    "lipo": ("lipo", "random", 40),
+    "bbbp": ("bbbp", "scaffold", 40),
+    "tox21": ("tox21", "random", 30),
+    "csv": ("csv", "random", 50),  # any CSV (task.csv_path): Chemprop's 50 epochs
 }
 
 
@@ -67,7 +67,7 @@ def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
     raise ValueError(f"unknown preset {preset!r}; one of {sorted(PRESETS)}")
   if set(options) - {"smoke"}:
     raise ValueError(f"unknown options {options}; known: smoke")
-  dataset, split, train_molecules, epochs = PRESETS[preset]
+  dataset, split, epochs = PRESETS[preset]
   config = engine_config.base_config()
   config.task = task_config()
   config.task.dataset, config.task.split = dataset, split
@@ -77,7 +77,7 @@ def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
   # "auto": the checkpoint kept as best is chosen on val/rmse (min) for regression,
   # val/roc_auc (max) for classification; any metric the evaluators report can be set.
   config.best_metric = config.best_mode = "auto"
-  _epochs(config, train_molecules, epochs)
+  config.task.epochs = epochs  # experiments/molecule.py sets the step counts from it
   if preset == "quick":
     config.task.readout = "sum"  # TPSA is a sum of atom contributions
   if preset == "esol":
@@ -85,6 +85,7 @@ def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
     config.task.descriptors = True
   if "smoke" in options:
     config.batch_size = 8
+    config.task.epochs = 0
     config.total_steps = config.eval_every = config.checkpoint_every = 1
     config.log_every = 1
     config.optimizer.warmup_steps = 0

@@ -36,6 +36,7 @@ class DatasetSpec:
   task_type: str = "regression"
   exclude: tuple[str, ...] = ()  # columns that are neither SMILES nor targets
   column_names: tuple[str, ...] | None = None  # for files without a header
+  columns_flag: str = "--config.task.target_columns"  # what a missing-column error names
 
 
 MOLECULENET = {
@@ -130,7 +131,7 @@ def target_columns(spec: DatasetSpec, frame: pd.DataFrame, path="") -> tuple[str
     missing = [c for c in spec.target_columns if c not in frame.columns]
     if missing:
       raise InputError(f"{path}: target columns {missing} not in its columns "
-                       f"{list(frame.columns)} (--config.task.target_columns)")
+                       f"{list(frame.columns)} ({spec.columns_flag})")
     return tuple(spec.target_columns)
   skip = {spec.smiles_column, *spec.exclude}
   return tuple(c for c in frame.columns if c not in skip)

@@ -28,20 +28,26 @@ from medjax.molecule import task as task_lib
 CONFIG_FILE = "config.json"
 
 
+def _trained(w: str) -> list[str]:
+  """`w` if it holds a trained model, else the trained models under its `run*`
+  (repeats) and `member*` (ensemble) subdirs."""
+  if os.path.exists(os.path.join(w, task_lib.METADATA_FILE)):
+    return [w]
+  subs = sorted(d for d in (os.listdir(w) if os.path.isdir(w) else ())
+                if d.startswith(("run", "member")) and os.path.isdir(os.path.join(w, d)))
+  return [m for d in subs for m in _trained(os.path.join(w, d))]
+
+
 def run_dirs(workdirs: Sequence[str]) -> list[str]:
-  """Workdirs of trained runs: each given dir, or its `run*` subdirs (repeats)."""
+  """Workdirs of trained models: each given dir, or those in its `run*` subdirs
+  (repeats) and `member*` subdirs (ensembles)."""
   found = []
   for w in workdirs:
-    if os.path.exists(os.path.join(w, task_lib.METADATA_FILE)):
-      found.append(w)
-      continue
-    subs = sorted(d for d in (os.listdir(w) if os.path.isdir(w) else ())
-                  if d.startswith("run")
-                  and os.path.exists(os.path.join(w, d, task_lib.METADATA_FILE)))
-    if not subs:
+    models = _trained(w)
+    if not models:
       raise InputError(f"{w}: not a trained molecule workdir (no {task_lib.METADATA_FILE} "
-                       "in it or in its run*/ subdirectories); train it first")
-    found += [os.path.join(w, d) for d in subs]
+                       "in it or in its run*/ or member*/ subdirectories); train it first")
+    found += models
   return found
 
 

@@ -23,7 +23,7 @@ from absl import logging
 
 from medjax.engine import task as task_lib
 from medjax.engine.errors import InputError
-from medjax.molecule import batching, datasets, descriptors, models, report, splits
+from medjax.molecule import batching, columns, datasets, descriptors, models, report, splits
 from medjax.molecule import metrics as metrics_lib
 
 GRAPH_KEYS = ("atom_features", "bond_features", "edge_src", "edge_dst", "edge_rev",
@@ -42,9 +42,10 @@ def load_dataset(cfg: ml_collections.ConfigDict) -> datasets.MoleculeDataset:
                        "--config.task.target_columns)")
     if not os.path.isfile(cfg.csv_path):
       raise InputError(f"--config.task.csv_path={cfg.csv_path}: no such file")
-    columns = tuple(c.strip() for c in cfg.target_columns.split(",") if c.strip())
+    file = cfg.get("target_columns_file", "")
     spec = datasets.DatasetSpec(os.path.basename(cfg.csv_path), cfg.smiles_column,
-                                columns or None, cfg.task_type)
+                                columns.parse(cfg.target_columns, file), cfg.task_type,
+                                columns_flag=columns.flag_for(file))
     path = cfg.csv_path
   else:
     spec, path = datasets.resolve(cfg.dataset, cfg.data_dir or None)
@@ -159,6 +160,7 @@ class MoleculeTask(ModelSpec, task_lib.Task):
                                    self.task_type, tuple(cfg.split_fractions),
                                    cfg.split_seed, cfg.folds, cfg.fold)
     self._fit_normalisers()
+    self._fit_class_balance()
     self.num_classes = self._num_classes()
     self._build_model()
     self.n_blocks = cfg.blocks or jax.local_device_count()
@@ -182,6 +184,18 @@ class MoleculeTask(ModelSpec, task_lib.Task):
     if self.cfg.descriptors:
       self.descriptor_normaliser = descriptors.Normalizer.fit(self.data.descriptors[train])
       self.descriptors = self.descriptor_normaliser(self.data.descriptors)
+
+  def _fit_class_balance(self):
+    """task.class_balance (binary): per task, negatives / positives of the training
+    labels, the weight of a positive label in the loss (1 where a class is absent)."""
+    self.positive_weight = None
+    if not self.cfg.get("class_balance", False) or self.task_type != "binary":
+      return
+    t = self.data.targets[self.split["train"]]
+    pos, neg = np.sum(t == 1, axis=0), np.sum(t == 0, axis=0)
+    self.positive_weight = np.where((pos > 0) & (neg > 0), neg / np.maximum(pos, 1),
+                                    1.0).astype(np.float32)
+    logging.info("class balance: positive weights %s", np.round(self.positive_weight, 2))
 
   def _num_classes(self) -> int:
     if self.task_type != "multiclass":
@@ -227,9 +241,12 @@ class MoleculeTask(ModelSpec, task_lib.Task):
   # ----- model and loss ------------------------------------------------------
 
   def loss(self, outputs, batch):
-    weights = batch["_mask"][..., None] * batch["target_mask"]
+    labelled = batch["_mask"][..., None] * batch["target_mask"]
+    weights = labelled
+    if self.positive_weight is not None:  # task.class_balance: positives up-weighted
+      weights = labelled * jnp.where(batch["targets"] > 0.5, self.positive_weight, 1.0)
     per_label = self.per_label_loss(outputs, batch["targets"])
-    count = jnp.sum(weights)
+    count = jnp.sum(labelled)
     loss = jnp.sum(per_label * weights) / jnp.maximum(count, 1.0)
     return loss, {"loss": loss, "labels": count}
 

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 
 from medjax.engine.errors import InputError
 
-CONV_IMPLS = ("xla", "slices")
+CONV_IMPLS = ("xla", "slices")  # and "auto", resolved by `resolve`
 _NDHWC = lax.ConvDimensionNumbers(lhs_spec=(0, 4, 1, 2, 3), rhs_spec=(4, 3, 0, 1, 2),
                                   out_spec=(0, 4, 1, 2, 3))
 _NHWC = ("NHWC", "HWIO", "NHWC")
@@ -62,6 +62,15 @@ def conv_slices(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilati
                                  dimension_numbers=_NHWC, precision=precision)
     out = y if out is None else out + y
   return out.reshape(b, depth, *out.shape[1:])
+
+
+def resolve(impl: str) -> str:
+  """"auto": 3D convolutions as 2D slices on the CPU (same maths, faster with the CPU
+  flag of `engine.runtime`), one XLA convolution on accelerators (cuDNN is 3D)."""
+  if impl != "auto":
+    return impl
+  import jax  # pylint: disable=import-outside-toplevel
+  return "slices" if jax.default_backend() == "cpu" else "xla"
 
 
 def conv_fn(impl: str):

@@ -8,7 +8,6 @@ from __future__ import annotations
 import functools
 import os
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -21,6 +20,7 @@ from medjax.segmentation import inference
 from medjax.segmentation import losses
 from medjax.segmentation import metrics as metrics_lib
 from medjax.segmentation import report
+from medjax.segmentation import conv3d
 from medjax.segmentation import resunet
 from medjax.segmentation import transforms
 from medjax.segmentation import unet
@@ -101,11 +101,7 @@ def _make_resunet(task_config, compute_dtype: str) -> resunet.ResUNet:
 
 
 def _conv_impl(name: str) -> str:
-  """"auto": 3D convolutions as 2D slices on the CPU (same maths, ~2x faster with the
-  CPU flag of `engine.runtime`), one XLA convolution on accelerators (cuDNN is 3D)."""
-  if name != "auto":
-    return name
-  return "slices" if jax.default_backend() == "cpu" else "xla"
+  return conv3d.resolve(name)
 
 
 # Fields of config.task that a prediction command may change; the rest (model,

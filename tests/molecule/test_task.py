@@ -204,3 +204,23 @@ def test_a_best_metric_the_task_does_not_report_lists_the_valid_names(tasks):
   config.best_metric, config.best_mode = "val/roc_auc", "largest"
   with pytest.raises(InputError, match="best_mode='largest'"):
     task_lib.resolve_best_metric(config, tasks["binary"])
+
+
+def test_class_balance_weights_positives_by_negatives_over_positives(tmp_path):
+  path = tmp_path / "rare.csv"
+  # Every molecule in train (fractions 1, 0, 0): y1 has 1 positive of 4, y2 2 of 4.
+  path.write_text("smiles,y1,y2\nCCO,1,1\nCCC,0,1\nCCN,0,0\nCCCl,0,\nCCCC,,0\n")
+  cfg = molecule_configs.task_config()
+  cfg.update(dict(dataset="csv", csv_path=str(path), task_type="binary", hidden=8,
+                  cache_dir=str(tmp_path / "cache"), class_balance=True,
+                  split_fractions=(1.0, 0.0, 0.0)))
+  task = task_lib.MoleculeTask(cfg, batch_size=8)
+  np.testing.assert_allclose(task.positive_weight, [3.0, 1.0])
+  out = np.array([[[0.3, -0.2], [1.0, 0.5]]], np.float32)
+  targets = np.array([[[1.0, 0.0], [0.0, 1.0]]], np.float32)
+  batch = {"targets": targets, "target_mask": np.ones((1, 2, 2)), "_mask": np.ones((1, 2))}
+  bce = -(targets * np.log(1 / (1 + np.exp(-out)))
+          + (1 - targets) * np.log(1 - 1 / (1 + np.exp(-out))))
+  w = np.where(targets > 0.5, [3.0, 1.0], 1.0)
+  want = (bce * w).sum() / 4  # the mean over the 4 labels, as without balance
+  assert float(task.loss(out, batch)[0]) == pytest.approx(want, rel=1e-5)

@@ -41,6 +41,7 @@ import jax.numpy as jnp
 
 from medjax.classification.models import densenet, resnet, seed_cnn
 from medjax.engine.errors import InputError
+from medjax.segmentation import conv3d
 
 MODELS: dict[str, tuple[Callable[..., nn.Module], type[nn.Module]]] = {
     "resnet18": (resnet.resnet18, resnet.ResNet),
@@ -71,5 +72,8 @@ def make_model(name: str, num_outputs: int, spatial_dims: int = 2, dropout: floa
                      f"its fields: {', '.join(allowed)}")
   if kwargs.get("width", 1.0) <= 0:
     raise InputError(f"config.task.model.width must be > 0, got {kwargs['width']!r}")
+  if "conv_impl" in kwargs:  # "auto": 3D convolutions as 2D slices on the CPU
+    kwargs["conv_impl"] = conv3d.resolve(kwargs["conv_impl"])
+    conv3d.conv_fn(kwargs["conv_impl"])  # an unknown name stops here, naming conv_impl
   return build(num_outputs, spatial_dims=spatial_dims, dropout=dropout, dtype=dtype,
                **kwargs)

@@ -21,14 +21,17 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from medjax.classification.models import layers
+from medjax.segmentation import conv3d
 from medjax.explain.gradcam import mark_features
 
 
-def _conv(features: int, kernel: int, stride: int, spatial_dims: int, dtype, name=None):
-  """Bias-free convolution with torchvision's padding (kernel // 2)."""
+def _conv(features: int, kernel: int, stride: int, spatial_dims: int, dtype, name=None,
+          impl: str = "xla"):
+  """Bias-free convolution with torchvision's padding (kernel // 2); `impl` as in
+  `medjax.segmentation.conv3d` ('slices': 3D as 2D convolutions, faster on the CPU)."""
   return nn.Conv(features, (kernel,) * spatial_dims, strides=(stride,) * spatial_dims,
                  padding=((kernel // 2, kernel // 2),) * spatial_dims, use_bias=False,
-                 dtype=dtype, name=name)
+                 dtype=dtype, name=name, conv_general_dilated=conv3d.conv_fn(impl))
 
 
 class BasicBlock(nn.Module):
@@ -38,15 +41,17 @@ class BasicBlock(nn.Module):
   stride: int = 1
   spatial_dims: int = 2
   dtype: Any = jnp.float32
+  conv_impl: str = "xla"
 
   @nn.compact
   def __call__(self, x, train: bool):
-    d, dt = self.spatial_dims, self.dtype
-    y = _conv(self.features, 3, self.stride, d, dt)(x)
+    d, dt, impl = self.spatial_dims, self.dtype, self.conv_impl
+    y = _conv(self.features, 3, self.stride, d, dt, impl=impl)(x)
     y = nn.relu(layers.batch_norm(train)(y)).astype(dt)
-    y = _conv(self.features, 3, 1, d, dt)(y)
+    y = _conv(self.features, 3, 1, d, dt, impl=impl)(y)
     y = layers.batch_norm(train)(y)
-    return nn.relu(y + _shortcut(x, self.features, self.stride, d, dt, train)).astype(dt)
+    shortcut = _shortcut(x, self.features, self.stride, d, dt, train, impl)
+    return nn.relu(y + shortcut).astype(dt)
 
 
 class Bottleneck(nn.Module):
@@ -56,25 +61,27 @@ class Bottleneck(nn.Module):
   stride: int = 1
   spatial_dims: int = 2
   dtype: Any = jnp.float32
+  conv_impl: str = "xla"
 
   @nn.compact
   def __call__(self, x, train: bool):
-    d, dt = self.spatial_dims, self.dtype
-    y = _conv(self.features, 1, 1, d, dt)(x)
+    d, dt, impl = self.spatial_dims, self.dtype, self.conv_impl
+    y = _conv(self.features, 1, 1, d, dt, impl=impl)(x)
     y = nn.relu(layers.batch_norm(train)(y)).astype(dt)
-    y = _conv(self.features, 3, self.stride, d, dt)(y)
+    y = _conv(self.features, 3, self.stride, d, dt, impl=impl)(y)
     y = nn.relu(layers.batch_norm(train)(y)).astype(dt)
-    y = _conv(self.features * 4, 1, 1, d, dt)(y)
+    y = _conv(self.features * 4, 1, 1, d, dt, impl=impl)(y)
     y = layers.batch_norm(train)(y)
     out = self.features * 4
-    return nn.relu(y + _shortcut(x, out, self.stride, d, dt, train)).astype(dt)
+    return nn.relu(y + _shortcut(x, out, self.stride, d, dt, train, impl)).astype(dt)
 
 
-def _shortcut(x, features: int, stride: int, spatial_dims: int, dtype, train: bool):
+def _shortcut(x, features: int, stride: int, spatial_dims: int, dtype, train: bool,
+              impl: str = "xla"):
   """Identity, or 1^d conv + BatchNorm (float32) when stride or channels change."""
   if stride == 1 and x.shape[-1] == features:
     return x.astype(jnp.float32)
-  x = _conv(features, 1, stride, spatial_dims, dtype, name="shortcut_conv")(x)
+  x = _conv(features, 1, stride, spatial_dims, dtype, name="shortcut_conv", impl=impl)(x)
   return layers.batch_norm(train, name="shortcut_norm")(x)
 
 
@@ -91,6 +98,8 @@ class ResNet(nn.Module):
       BatchNorm and the head stay float32.
     width: multiplier on every channel count (1.0 = the published network).
     small_input: 3^d stride-1 stem without max pooling (inputs of ~28-64 pixels).
+    conv_impl: 'xla' or 'slices' (3D convolutions as 2D ones: much faster on the CPU,
+      strided ones most; same parameters), see `medjax.segmentation.conv3d`.
   """
 
   num_outputs: int
@@ -101,16 +110,17 @@ class ResNet(nn.Module):
   dtype: Any = jnp.float32
   width: float = 1.0
   small_input: bool = False
+  conv_impl: str = "xla"
 
   @nn.compact
   def __call__(self, x, train: bool = False):
-    d, dt = self.spatial_dims, self.dtype
+    d, dt, impl = self.spatial_dims, self.dtype, self.conv_impl
     x = x.astype(dt)
     stem = layers.scaled(64, self.width)
     if self.small_input:
-      x = _conv(stem, 3, 1, d, dt, name="stem_conv")(x)
+      x = _conv(stem, 3, 1, d, dt, name="stem_conv", impl=impl)(x)
     else:
-      x = _conv(stem, 7, 2, d, dt, name="stem_conv")(x)
+      x = _conv(stem, 7, 2, d, dt, name="stem_conv", impl=impl)(x)
     x = nn.relu(layers.batch_norm(train, name="stem_norm")(x)).astype(dt)
     if not self.small_input:
       x = layers.max_pool(x, d)
@@ -118,7 +128,8 @@ class ResNet(nn.Module):
       features = layers.scaled(64 * 2**i, self.width)
       for j in range(blocks):
         stride = 2 if i > 0 and j == 0 else 1
-        x = self.block(features, stride, d, dt, name=f"stage{i + 1}_block{j + 1}")(x, train)
+        x = self.block(features, stride, d, dt, impl,
+                       name=f"stage{i + 1}_block{j + 1}")(x, train)
     x = mark_features(self, x)  # sown as intermediates/features, for Grad-CAM
     return layers.classify(x, self.num_outputs, self.dropout, train)
 
