@@ -141,8 +141,10 @@ def _checks(cfg, apply, variables, random_variables, x, mask):
       key=jax.random.key(cfg.seed), method=cfg.method, baseline=0.0, group_axes=0,
       ig_steps=cfg.ig_steps, faithfulness_steps=cfg.faithfulness_steps,
       random_seeds=cfg.random_seeds, **options)
+  # The key explain_and_check gives the method (SmoothGrad's noise): the same samples.
   random_attr, _ = report.attribute_with(cfg.method, apply, random_variables, x,
-                                         mortality_logit, key=jax.random.key(cfg.seed),
+                                         mortality_logit,
+                                         key=jax.random.split(jax.random.key(cfg.seed))[0],
                                          **options)
   checks["randomisation"]["observed_only"] = observed_rank_correlation(attr, random_attr,
                                                                        mask)

@@ -37,8 +37,6 @@ def base_config() -> ml_collections.ConfigDict:
   # mesh.fsdp == 1 everything is replicated.
   c.logical_axis_rules = partitioning.DEFAULT_RULES
   c.compute_dtype = "float32"  # float32 | bfloat16 (activations; parameters stay float32)
-  # Differentially private training, DP-SGD (medjax/privacy/dp): Poisson batches
-  # with `batch_size` examples expected, per-example clipping, Gaussian noise.
   # --mode=explain of every experiment (medjax/explain): attributions of chosen examples,
   # their figures and explain/checks.json (IG completeness, randomisation, deletion/insertion).
   c.explain = ml_collections.ConfigDict(dict(
@@ -55,6 +53,8 @@ def base_config() -> ml_collections.ConfigDict:
       random_seeds=5,
       seed=1,  # key of the re-initialised model and of the random orderings
   ))
+  # Differentially private training, DP-SGD (medjax/privacy/dp): Poisson batches
+  # with `batch_size` examples expected, per-example clipping, Gaussian noise.
   c.privacy = ml_collections.ConfigDict(dict(
       enabled=False,
       clip_norm=1.0,  # C: each example's gradient is scaled to L2 norm <= C

@@ -95,9 +95,11 @@ def _summary(result: dict) -> dict:
   """The randomisation / faithfulness result without its per-example arrays."""
   out = {}
   for name, value in result.items():
+    if name == "per_example":
+      continue
     if isinstance(value, dict):
       out[name] = {k: v for k, v in value.items() if not k.endswith("per_example")}
-    elif name != "per_example":
+    else:
       out[name] = value
   return out
 

@@ -212,7 +212,7 @@ def explain_part(inputs: Inputs, part: str, variables, random_variables, explain
   # zeros of the one-hot features (equal under any parameters), so its rho is near 1;
   # ranked per atom / bond it tests the explanation. Same key as `attr` (SmoothGrad).
   random_attr, _ = report.attribute_with(explain_cfg.method, apply, random_variables, x,
-                                         inputs.output, key=jax.random.split(key, 3)[0],
+                                         inputs.output, key=jax.random.split(key)[0],
                                          **options)
   random_items = per_item(inputs, part, np.asarray(random_attr)[0].sum(-1))
   checks["randomisation_per_item"] = {

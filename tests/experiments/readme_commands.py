@@ -167,10 +167,13 @@ class Sandbox:
     flag, value = token.split("=", 1)
     if value.startswith(PLACEHOLDER):
       name = value[len(PLACEHOLDER):].rstrip("/")
-      if name not in PLACEHOLDERS:
+      root, _, rest = name.partition("/")  # /path/to/DRIVE/training/images: inside DRIVE
+      if name not in PLACEHOLDERS and root not in PLACEHOLDERS:
         raise LookupError(f"README path {value}: no fixture for it in PLACEHOLDERS "
                           f"({__file__})")
-      return f"{flag}={self.fixtures / PLACEHOLDERS[name][0]}"
+      if name in PLACEHOLDERS:
+        return f"{flag}={self.fixtures / PLACEHOLDERS[name][0]}"
+      return f"{flag}={self.fixtures / PLACEHOLDERS[root][0] / rest}"
     if os.path.isabs(value):
       return token
     if flag in INPUT_FLAGS:

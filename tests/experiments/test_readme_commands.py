@@ -34,7 +34,7 @@ _STEPS = ("--config.total_steps=2", "--config.eval_every=0",
           "--config.optimizer.warmup_steps=0", "--config.async_checkpoints=False")
 SEGMENTATION = (*_STEPS, "--config.batch_size=2", "--config.task.model.features=(4,8)",
                 "--config.task.eval_batch_size=2")
-MOLECULE = (*_STEPS, "--config.batch_size=8", "--config.task.hidden=16",
+MOLECULE = (*_STEPS, "--config.task.epochs=0", "--config.batch_size=8", "--config.task.hidden=16",
             "--config.task.head_hidden=16", "--config.task.depth=2")
 EHR_OVERRIDES = ("total_steps=2", "eval_every=0", "optimizer.warmup_steps=0",
                  "async_checkpoints=False", "batch_size=8", "task.hidden=8",
@@ -49,6 +49,12 @@ CLS_FILES = ("roc_val.png", "calibration_val.png", "predictions_val.csv", "repor
              "thresholds.json", "classification.json")
 VOLUMES = (*SEGMENTATION, "--config.task.patch_size=(8,8,8)",
            "--config.task.volume.val_fraction=0.34")
+
+
+EXPLAIN = ("--config.explain.examples=2", "--config.explain.ig_steps=4",
+           "--config.explain.smoothgrad_samples=2", "--config.explain.faithfulness_steps=4",
+           "--config.explain.random_seeds=1")
+EXPLAIN_FILES = (("--workdir", "explain/checks.json"),)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,13 +201,24 @@ CASES = (
                   ("--workdir", "checkpoints")), check=_check_events),
     Case("segmentation_lung_ct", SEG + r"lung_ct\b", exclude=r"--mode=", extra=SEGMENTATION,
          outputs=(("--workdir", "metrics.json"), ("--workdir", "best"))),
-    Case("segmentation_drive", SEG + r"drive\b",
+    Case("segmentation_drive", SEG + r"drive\b", exclude=r"--mode=",
          extra=(*SEGMENTATION, "--config.task.patch_size=(16,16)",
                 "--config.task.sliding_window.roi=(16,16)"),
          outputs=(("--workdir", "metrics.json"),)),
     Case("segmentation_folder", SEG + r"folder\b", extra=SEGMENTATION,
          outputs=(("--workdir", "metrics.json"),)),
+    Case("segmentation_evaluate", SEG + r"drive\b.*--mode=evaluate",
+         extra=(*SEGMENTATION, "--config.task.sliding_window.roi=(16,16)"),
+         needs="segmentation_drive",
+         outputs=(("--output_dir", "metrics.json"), ("--output_dir", "per_image.csv"))),
+    Case("segmentation_explain", SEG + r"lung_ct\b.*--mode=explain", extra=EXPLAIN,
+         needs="segmentation_lung_ct", outputs=EXPLAIN_FILES),
+    Case("segmentation_predict_probabilities",
+         SEG + r"lung_ct\b.*--mode=predict.*--probabilities=png16", extra=SEGMENTATION,
+         needs="segmentation_lung_ct",
+         outputs=(("--output_dir", "a.png"), ("--output_dir", "a_prob.png"))),
     Case("segmentation_predict", SEG + r"lung_ct\b.*--mode=predict", extra=SEGMENTATION,
+         exclude=r"--probabilities",
          needs="segmentation_lung_ct",
          outputs=(("--output_dir", "a.png"), ("--output_dir", "b.png"))),
     Case("segmentation_quick3d", SEG + r"quick3d\b",
@@ -232,6 +249,12 @@ CASES = (
     Case("classification_predict", CLS + r"pneumonia_resnet18\b.*--mode=predict",
          extra=(*CLASSIFICATION, "--config.task.model.kwargs.small_input=True"),
          needs="classification_pneumonia", check=_check_class_probabilities),
+    Case("classification_explain", CLS + r"pneumonia_resnet18\b.*--mode=explain",
+         extra=EXPLAIN, needs="classification_pneumonia", outputs=EXPLAIN_FILES),
+    Case("molecule_hpopt", r"^experiments\.molecule .*--mode=hpopt",
+         extra=(*MOLECULE, "--hpopt_trials=1"), outputs=(("--workdir", "hpopt_best.json"),)),
+    Case("molecule_explain", r"^experiments\.molecule .*molecule\.py:quick\b.*--mode=explain",
+         extra=EXPLAIN, needs="molecule_quick", outputs=EXPLAIN_FILES),
     Case("molecule_quick", r"^experiments\.molecule .*molecule\.py:quick\b",
          exclude=r"--config\.task\.dataset=|--mode=", extra=MOLECULE,
          outputs=tuple(("--workdir", f) for f in (*RUN_FILES, "test_pred_vs_true.png"))),
@@ -247,6 +270,10 @@ CASES = (
          outputs=tuple(("--workdir", f) for f in RUN_FILES)),
     Case("ehr_cv", r"^experiments\.ehr .*--mode=cv", extra=(*EHR, "--folds=3"),
          check=_check_folds),
+    Case("ehr_whole_set", r"^experiments\.ehr .*--config\.task\.test_fraction=0\b",
+         extra=EHR, outputs=(("--workdir", "metrics.json"),)),
+    Case("ehr_explain", r"^experiments\.ehr .*--mode=explain", extra=EXPLAIN,
+         needs="ehr_quick", outputs=EXPLAIN_FILES),
     Case("ehr_evaluate", r"^experiments\.ehr .*--mode=evaluate", needs="ehr_cv",
          outputs=(("--output_dir", "calibration_test.png"),)),
     Case("ehr_private", r"^experiments\.ehr .*--config\.privacy\.enabled=True", extra=EHR,

@@ -49,6 +49,8 @@ def test_linear_model_checks_match_hand_values(tmp_path):
   report.write_json(result, str(path))
   loaded = json.loads(path.read_text())
   assert loaded["method"] == "integrated_gradients" and "_faithfulness_curves" not in loaded
+  assert "per_example" not in loaded["faithfulness"]  # summaries only
+  assert "abs_per_example" not in loaded["randomisation"]["full"]
 
 
 def test_grouped_sums_trailing_axes():
