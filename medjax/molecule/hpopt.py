@@ -80,11 +80,12 @@ def as_flags(params: dict) -> list[str]:
 
 def _resume(study, optuna) -> int:
   """Marks trials left running by an interrupted command failed and queues their
-  parameters again; returns the finished (complete or pruned) trial count."""
+  parameters again, in their own folder (so the rerun resumes from its checkpoints);
+  returns the finished (complete or pruned) trial count."""
   states = optuna.trial.TrialState
   for t in study.get_trials(deepcopy=False, states=(states.RUNNING,)):
     study.tell(t.number, state=states.FAIL)
-    study.enqueue_trial(t.params)
+    study.enqueue_trial(t.params, user_attrs={"dir": t.user_attrs.get("dir", str(t.number))})
   return len(study.get_trials(deepcopy=False, states=(states.COMPLETE, states.PRUNED)))
 
 
@@ -113,7 +114,9 @@ def search(config: ml_collections.ConfigDict, workdir: str, trials: int,
 
   def objective(trial):
     params = suggest(trial, space)
-    summary = train(apply(config, params), os.path.join(workdir, "trials", str(trial.number)))
+    folder = trial.user_attrs.get("dir", str(trial.number))  # a requeued trial keeps its own
+    trial.set_user_attr("dir", folder)
+    summary = train(apply(config, params), os.path.join(workdir, "trials", folder))
     return summary["mean_sd"].get(metric, (float("nan"), 0.0))[0]
 
   if trials > done:
@@ -123,7 +126,12 @@ def search(config: ml_collections.ConfigDict, workdir: str, trials: int,
 
 
 def write_best(study, config, workdir: str, metric: str) -> dict:
-  best, complete = study.best_trial, _optuna().trial.TrialState.COMPLETE
+  complete = _optuna().trial.TrialState.COMPLETE
+  if not study.get_trials(deepcopy=False, states=(complete,)):
+    raise InputError(f"--mode=hpopt: no trial finished in {workdir} (every one failed, e.g. "
+                     "a NaN loss: see the log); rerun with more --hpopt_trials or a "
+                     "narrower search space")
+  best = study.best_trial
   out = {"metric": metric, "value": best.value, "trial": best.number,
          "trials_finished": len(study.get_trials(deepcopy=False, states=(complete,))),
          "params": best.params, "flags": as_flags(best.params),

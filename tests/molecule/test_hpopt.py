@@ -8,6 +8,8 @@ import pytest
 
 from experiments import molecule as molecule_main
 from experiments.configs import molecule as molecule_configs
+from medjax.engine import train as train_lib
+from medjax.engine.errors import InputError
 from medjax.molecule import hpopt
 from tests.molecule import fake_moleculenet
 
@@ -41,6 +43,15 @@ def test_suggestions_stay_in_the_space():
 
 
 @pytest.mark.slow  # creating the SQLite schema alone takes 1-4 s: ~9 s on a shared CPU
+def test_no_finished_trial_is_a_clear_error(tmp_path):
+  def train(config, trial_dir):
+    raise train_lib.NonFiniteLossError("loss is nan at step 1")
+
+  config = molecule_configs.get_config("bbbp")
+  with pytest.raises(InputError, match="no trial finished"):
+    hpopt.search(config, str(tmp_path), 1, train, "val/roc_auc", "max", TINY)
+
+
 def test_resume_finishes_the_count_and_reruns_an_interrupted_trial(tmp_path):
   calls = []
 
@@ -58,8 +69,11 @@ def test_resume_finishes_the_count_and_reruns_an_interrupted_trial(tmp_path):
                             storage=f"sqlite:///{tmp_path / hpopt.DB_FILE}")
   stale = study.ask()
   stale_params = hpopt.suggest(stale, TINY)
+  stale.set_user_attr("dir", str(stale.number))
   best = hpopt.search(config, str(tmp_path), 3, train, "val/roc_auc", "max", TINY)
   assert len(calls) == 3 and best["trials_finished"] == 3
+  # ... in the interrupted trial's own folder, so that it resumes from its checkpoints
+  assert calls[-1] == str(tmp_path / "trials" / str(stale.number))
   study = optuna.load_study(study_name=hpopt.STUDY,
                             storage=f"sqlite:///{tmp_path / hpopt.DB_FILE}")
   assert study.trials[stale.number].state == optuna.trial.TrialState.FAIL
