@@ -29,7 +29,7 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file[:preset].
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (evaluate: the trained run).")
 _MODE = flags.DEFINE_enum("mode", "train", ["train", "cv", "evaluate", "explain"],
                           "What to do (explain: the trained --workdir's saved config; "
-                          "only --config.explain.* flags apply).")
+                          "only --config.explain.* and --config.mesh.* flags apply).")
 _FOLDS = flags.DEFINE_integer("folds", 0, "cv: number of folds / repeats (0: config).")
 _SET_DIR = flags.DEFINE_string("set_dir", None, "evaluate: PhysioNet set directory.")
 _OUTCOMES = flags.DEFINE_string("outcomes", "", "evaluate: outcomes file of --set_dir.")
@@ -64,17 +64,12 @@ def _check_dirs():
 
 def _explain():
   from medjax.ehr import explanation  # pylint: disable=import-outside-toplevel
-  prefix = "config.explain."
-  given = [n for n in flags.FLAGS if n.startswith("config.") and flags.FLAGS[n].present]
-  fields = [n[len(prefix):] for n in given if n.startswith(prefix)]
-  overrides = {f: _CONFIG.value.explain[f] for f in fields}
-  if len(fields) < len(given):
-    logging.warning("--mode=explain uses the run's saved config: only --config.explain.* "
-                    "flags apply, not %s", [n for n in given if not n.startswith(prefix)])
-  config = explanation.run_config(_WORKDIR.value, overrides)
+  from medjax.explain import mode  # pylint: disable=import-outside-toplevel
+  overrides = mode.explain_overrides(flags.FLAGS, _CONFIG.value)
+  config = mode.config_for_explain(_WORKDIR.value, overrides, _CONFIG.value)
   checks = explanation.explain_run(config, _WORKDIR.value)
   print("explain:", explanation.headline(checks))
-  print("wrote", f"{_WORKDIR.value}/explain/")
+  print("wrote", f"{_WORKDIR.value}/{mode.OUT_DIR}/")
 
 
 def main(argv):

@@ -95,21 +95,22 @@ def hpopt(config, workdir: str) -> dict:
   return best
 
 
-def explain_config(config, workdir: str):
-  """(the run's saved config with this command's `explain` and `mesh`, the run's dir:
-  `workdir`, or its first run<r>/ with repeats)."""
+def explain_config(config, workdir: str, overrides: dict | None = None):
+  """(the run's saved config with `overrides` (`--config.explain.*`) and this command's
+  mesh, the run's dir: `workdir`, or its first run<r>/ with repeats)."""
   # pylint: disable-next=import-outside-toplevel
   from medjax.explain import mode
   from medjax.molecule import predict  # pylint: disable=import-outside-toplevel
   run_dir = predict.run_dirs([workdir])[0]
-  return mode.config_for_explain(config, run_dir), run_dir
+  return mode.config_for_explain(run_dir, overrides, config), run_dir
 
 
 def explain(config, workdir: str) -> dict:
   """Explains a trained run's chosen molecules; prints the headline numbers."""
   # pylint: disable-next=import-outside-toplevel
+  from medjax.explain import mode
   from medjax.molecule import explanation, task as task_lib
-  saved, run_dir = explain_config(config, workdir)
+  saved, run_dir = explain_config(config, workdir, mode.explain_overrides(flags.FLAGS, config))
   task = task_lib.MoleculeTask(saved.task, saved.batch_size)
   result = explanation.explain(saved, run_dir, task)
   for part, numbers in result["summary"].items():
@@ -118,7 +119,7 @@ def explain(config, workdir: str) -> dict:
           f"{numbers['rho_abs']:.3f}, deletion AUC {numbers['deletion_auc']:.4g} vs random "
           f"{numbers['random_deletion_auc']:.4g}, insertion AUC {numbers['insertion_auc']:.4g} "
           f"vs random {numbers['random_insertion_auc']:.4g}")
-  print(f"figures and checks.json in {os.path.join(run_dir, 'explain')}")
+  print(f"figures and {mode.CHECKS_FILE} in {os.path.join(run_dir, mode.OUT_DIR)}")
   return result
 
 

@@ -91,10 +91,12 @@ def _evaluate(task, config):
 
 
 def _explain(flag_config, task_lib):
-  """The run's saved config with this command's --config.explain.*; writes explain/."""
+  """The run's saved config with this command's --config.explain.* and mesh; writes
+  explain/."""
   from medjax.explain import mode  # pylint: disable=import-outside-toplevel
   from medjax.segmentation import explanation  # pylint: disable=import-outside-toplevel
-  config = mode.config_for_explain(flag_config, _WORKDIR.value)
+  overrides = mode.explain_overrides(flags.FLAGS, flag_config)
+  config = mode.config_for_explain(_WORKDIR.value, overrides, flag_config)
   task = task_lib.make_task(config.task, config.compute_dtype)
   results = explanation.explain_run(config, _WORKDIR.value, task)
   print("explain:", " ".join(f"{k}={v:.4f}" for k, v in results.items()))

@@ -3,8 +3,9 @@
     python -m experiments.ehr --mode=explain --workdir=workdirs/ehr_quick \
         --config=experiments/configs/ehr.py --config.explain.examples=8
 
-The run's saved config is read back (`<workdir>/config.json`; `--config.explain.*`
-flags given on the command line win) and its best checkpoint explained. The score is
+The run's saved config is read back (`explain.mode.config_for_explain`: the
+`--config.explain.*` flags given win, the mesh is the command line's) and its best
+checkpoint explained. The score is
 the model's mortality logit; the attributed input is the normalised measurement
 values (time x variable), with masks, times since the last observation and static
 features held fixed, and the baseline 0 (the training mean, also the value of an
@@ -22,14 +23,11 @@ import os
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
 from medjax.ehr import examples as ex
 from medjax.ehr import task as task_lib
 from medjax.ehr.evaluation import sigmoid
-from medjax.engine import workdir as workdir_lib
-from medjax.engine.config import base_config
 from medjax.engine.errors import InputError
 from medjax.explain import checks as checks_lib
 from medjax.explain import figures
@@ -38,23 +36,6 @@ from medjax.explain import methods
 from medjax.explain import report
 
 INPUT = "values"  # the attributed array: normalised measurements (T, V), 0 = unobserved
-
-
-def run_config(workdir: str, explain_overrides: dict | None = None):
-  """The run's saved config with `config.explain` completed and `explain_overrides` applied."""
-  config = workdir_lib.load_config(workdir)
-  if config is None:
-    raise InputError(f"--workdir={workdir} has no {workdir_lib.CONFIG_FILE}: give the "
-                     "workdir of a run trained by experiments/ehr.py")
-  fields = base_config().explain.to_dict()
-  fields.update(config.explain.to_dict() if "explain" in config else {})
-  unknown = sorted(set(explain_overrides or {}) - set(fields))
-  if unknown:
-    raise InputError(f"--config.explain.{unknown[0]}: no such field ({', '.join(fields)})")
-  fields.update(explain_overrides or {})
-  with config.unlocked():
-    config.explain = ml_collections.ConfigDict(fields)
-  return config
 
 
 def chosen_positions(explain_config, split_size: int) -> np.ndarray:

@@ -1,6 +1,7 @@
 """What every task's `--mode=explain` shares: its config, the examples, the files written.
 
-    config = mode.config_for_explain(flag_config, workdir)  # the run's config + explain flags
+    overrides = mode.explain_overrides(flags.FLAGS, flag_config)  # --config.explain.* given
+    config = mode.config_for_explain(workdir, overrides, flag_config)  # + the run's config
     indices = mode.example_indices(config.explain, len(source))
     ...attributions and checks (`report.explain_and_check`)...
     headline = mode.write_checks(checks, out_dir, extra)    # checks.json + faithfulness.png
@@ -12,9 +13,11 @@ import os
 
 from absl import logging
 import jax
+import ml_collections
 import numpy as np
 
 from medjax.engine import checkpoint as checkpoint_lib
+from medjax.engine import config as config_lib
 from medjax.engine import mesh as mesh_lib
 from medjax.engine import steps
 from medjax.engine import workdir as workdir_lib
@@ -28,26 +31,63 @@ CHECKS_FILE = "checks.json"
 CURVES_FILE = "faithfulness.png"
 
 
-def config_for_explain(flag_config, workdir: str):
-  """The run's saved config (`config.json`) with `explain` and `mesh` from `flag_config`.
+def explain_overrides(flag_values, flag_config) -> dict:
+  """{field: value} of the `--config.explain.*` flags given on the command line.
+
+  Other `--config.*` flags (except `--config.mesh.*`) do not apply to a trained run:
+  logged. `flag_config` None (no `--config`) gives {}.
+  """
+  if flag_config is None:
+    return {}
+  prefix = "config.explain."
+  given = [n for n in flag_values if n.startswith("config.") and flag_values[n].present]
+  ignored = [n for n in given if not n.startswith((prefix, "config.mesh."))]
+  if ignored:
+    logging.warning("--mode=explain uses the run's saved config: only --config.explain.* "
+                    "and --config.mesh.* flags apply, not %s", ignored)
+  return {n[len(prefix):]: flag_config.explain[n[len(prefix):]] for n in given
+          if n.startswith(prefix)}
+
+
+def config_for_explain(workdir: str, overrides: dict | None = None, flag_config=None):
+  """The run's saved config (`config.json`) with `overrides` in its explain section and
+  the command line's mesh (`flag_config.mesh`, else the default).
 
   The model, data and optimiser (whose state the checkpoint holds) are the trained
-  ones; the explain fields and the device mesh are this command's. A workdir without
-  a saved config (older runs) gives `flag_config`, logged.
+  ones; explain fields not given keep the run's saved values (or the defaults); an
+  unknown field is refused. A workdir without a saved config (older runs) gives
+  `flag_config`, logged, or an InputError without one.
   """
   saved = workdir_lib.load_config(workdir)
   if saved is None:
+    if flag_config is None:
+      raise InputError(f"--workdir={workdir} has no {workdir_lib.CONFIG_FILE}: give the "
+                       "workdir of a trained run, or --config")
     logging.warning("%s has no %s: explaining with the command line's config", workdir,
                     workdir_lib.CONFIG_FILE)
     return flag_config
+  fields = config_lib.base_config().explain.to_dict()
+  fields.update(saved.explain.to_dict() if "explain" in saved else {})
+  unknown = sorted(set(overrides or {}) - set(fields))
+  if unknown:
+    raise InputError(f"--config.explain.{unknown[0]}: no such field ({', '.join(fields)})")
+  fields.update(overrides or {})
+  mesh = (config_lib.base_config() if flag_config is None else flag_config).mesh
   with saved.unlocked():
-    saved.explain = flag_config.explain.copy_and_resolve_references()
-    saved.mesh = flag_config.mesh.copy_and_resolve_references()
+    saved.explain = ml_collections.ConfigDict(fields)
+    saved.mesh = mesh.copy_and_resolve_references()
   return saved
 
 
+def twin_seed(seed: int, trained_seed: int) -> int:
+  """The re-initialised twin's seed: `seed`, or seed + 1 where the run was trained
+  with `seed` (its twin would be its own initial state)."""
+  return int(seed) + 1 if int(seed) == int(trained_seed) else int(seed)
+
+
 def trained_and_random(config, workdir: str, task, seed: int):
-  """(best-checkpoint variables, the model initialised afresh with `seed`).
+  """(best-checkpoint variables, the model initialised afresh with `seed`, or with
+  seed + 1 when the run was trained with `seed`: see `twin_seed`).
 
   As `loading.trained_and_random`, but the twin is the engine's own initial state
   (`steps.create_state`, the init training starts from, under another seed), which
@@ -55,7 +95,8 @@ def trained_and_random(config, workdir: str, task, seed: int):
   """
   mesh = mesh_lib.make_mesh(config.mesh)
   tx, _ = task.optimizer(config.optimizer, config.total_steps)
-  fresh, _, abstract = steps.create_state(task, tx, task.example_batch(1), mesh, seed,
+  fresh, _, abstract = steps.create_state(task, tx, task.example_batch(1), mesh,
+                                          twin_seed(seed, config.seed),
                                           config.logical_axis_rules)
   state = checkpoint_lib.restore_state(workdir, abstract, prefer_best=True)
   return loading.variables_of(state), loading.variables_of(fresh)

@@ -184,7 +184,8 @@ def explain_run(config, workdir: str, task) -> dict:
                       label=data["label"], valid=data["valid"], predicted=predicted, region=mask,
                       attributions=attr)
   extra = {"split": e.split, "indices": data["indices"], "ids": data["ids"],
-           **_norm_note(task.config), "class_id": class_id, "crop_shape": list(data["image"].shape[1:-1]),
+           **_norm_note(task.config), "class_id": class_id,
+           "crop_shape": list(data["image"].shape[1:-1]),
            "region": kinds, "region_size": sizes.tolist(),
            "files": [os.path.basename(f) for f in files + [mode.CURVES_FILE]]}
   return mode.write_checks(checks, out_dir, extra,

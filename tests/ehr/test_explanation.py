@@ -13,6 +13,7 @@ from medjax.ehr import task as task_lib
 from medjax.engine import train
 from medjax.engine import workdir as workdir_lib
 from medjax.engine.errors import InputError
+from medjax.explain import mode
 
 
 def _tiny_config():
@@ -27,15 +28,17 @@ def _tiny_config():
 
 def test_saved_config_read_back_with_explain_flags_winning(tmp_path):
   with pytest.raises(InputError, match="config.json"):
-    explanation.run_config(str(tmp_path))
+    mode.config_for_explain(str(tmp_path))
   saved = _tiny_config()
+  saved.mesh.data = 8  # trained on 8 devices: explained on this machine's mesh
   workdir_lib.save_config(str(tmp_path), saved)
-  config = explanation.run_config(str(tmp_path), {"method": "gradients", "indices": (2, 0)})
+  config = mode.config_for_explain(str(tmp_path), {"method": "gradients", "indices": (2, 0)})
+  assert config.mesh.data == -1
   assert config.explain.method == "gradients" and list(config.explain.indices) == [2, 0]
   assert config.explain.ig_steps == 16  # the run's saved value, not the default 64
   assert config.task.hidden == 8
   with pytest.raises(InputError, match="explain.ig_stpes"):
-    explanation.run_config(str(tmp_path), {"ig_stpes": 3})
+    mode.config_for_explain(str(tmp_path), {"ig_stpes": 3})
 
 
 def test_chosen_positions():
@@ -55,7 +58,7 @@ def test_chosen_positions():
 ])
 def test_bad_explain_fields_refused_before_data_is_read(tmp_path, overrides, message):
   workdir_lib.save_config(str(tmp_path), _tiny_config())
-  config = explanation.run_config(str(tmp_path), overrides)
+  config = mode.config_for_explain(str(tmp_path), overrides)
   with pytest.raises(InputError, match=message):
     explanation.explain_run(config, str(tmp_path))
 
@@ -65,7 +68,7 @@ def test_retain_is_refused(tmp_path):
   saved.task.model = "retain"
   workdir_lib.save_config(str(tmp_path), saved)
   with pytest.raises(InputError, match="integer codes"):
-    explanation.explain_run(explanation.run_config(str(tmp_path)), str(tmp_path))
+    explanation.explain_run(mode.config_for_explain(str(tmp_path)), str(tmp_path))
 
 
 def test_observed_rank_correlation_matches_scipy_on_observed_entries():
@@ -91,7 +94,7 @@ def explained_run(tmp_path_factory):
   workdir_lib.save_config(workdir, config)
   task = task_lib.EhrTask(config.task, batch_size=config.batch_size, workdir=workdir)
   train.train_and_evaluate(config, workdir, task)
-  return workdir, explanation.explain_run(explanation.run_config(workdir), workdir)
+  return workdir, explanation.explain_run(mode.config_for_explain(workdir), workdir)
 
 
 @pytest.mark.slow  # a training and compiled checks: ~70 s of CPU
@@ -123,6 +126,6 @@ def test_unobserved_entries_get_no_attribution(explained_run):
   assert unobserved.any() and (~unobserved).any()
   assert np.all(attr[unobserved] == 0.0)
   assert np.abs(attr[~unobserved]).max() > 0
-  config = explanation.run_config(workdir, {"method": "gradients"})
+  config = mode.config_for_explain(workdir, {"method": "gradients"})
   grads = explanation.explain_run(config, workdir)["_attributions"]
   assert np.all(grads[unobserved] == 0.0) and np.abs(grads[~unobserved]).max() > 0

@@ -1,10 +1,13 @@
 """explain.mode: the config, examples and targets of every task's --mode=explain."""
 
 import json
+import logging
 
+from absl import flags
 import ml_collections
 import numpy as np
 import pytest
+from ml_collections import config_flags
 
 from medjax.engine import workdir as workdir_lib
 from medjax.engine.config import base_config
@@ -40,20 +43,45 @@ def test_check_target():
     mode.check_target(3, 3)
 
 
-def test_config_for_explain_takes_the_run_config_and_the_explain_flags(tmp_path):
+def test_config_for_explain_keeps_the_run_and_applies_the_given_explain_flags(tmp_path):
   trained = base_config()
   trained.task = ml_collections.ConfigDict(dict(model=dict(features=(8, 16)), size=32))
-  trained.explain.method = "gradients"
+  trained.explain.method, trained.explain.ig_steps = "gradients", 16
   trained.mesh.data = 8
   workdir_lib.save_config(str(tmp_path), trained)
   given = base_config()  # as the command line gives it: a preset plus explain flags
   given.task = ml_collections.ConfigDict(dict(model=dict(features=(1,)), size=4))
-  given.explain.method, given.explain.examples = "smoothgrad", 2
-  config = mode.config_for_explain(given, str(tmp_path))
+  given.mesh.fsdp = 2
+  config = mode.config_for_explain(str(tmp_path), {"method": "smoothgrad", "examples": 2},
+                                   given)
   assert list(config.task.model.features) == [8, 16] and config.task.size == 32
   assert config.explain.method == "smoothgrad" and config.explain.examples == 2
-  assert config.mesh.data == -1  # this machine's mesh, not the training one's
-  assert mode.config_for_explain(given, str(tmp_path / "none")) is given  # no config.json
+  assert config.explain.ig_steps == 16  # not given: the run's saved value
+  assert (config.mesh.data, config.mesh.fsdp) == (-1, 2)  # this command's mesh
+  assert mode.config_for_explain(str(tmp_path)).mesh.data == -1  # no --config: the default
+  with pytest.raises(InputError, match="--config.explain.ig_stpes: no such field"):
+    mode.config_for_explain(str(tmp_path), {"ig_stpes": 3}, given)
+  assert mode.config_for_explain(str(tmp_path / "none"), {}, given) is given  # no config.json
+  with pytest.raises(InputError, match="has no config.json"):
+    mode.config_for_explain(str(tmp_path / "none"))
+
+
+def test_explain_overrides_are_the_explain_flags_given(caplog):
+  argv = ["prog", "--config.explain.examples=7", "--config.seed=3", "--config.mesh.data=1"]
+  flag_values = flags.FlagValues()
+  config_flags.DEFINE_config_dict("config", base_config(), flag_values=flag_values,
+                                  sys_argv=argv)
+  flag_values(argv)
+  with caplog.at_level(logging.WARNING):
+    got = mode.explain_overrides(flag_values, flag_values.config)
+  assert got == {"examples": 7}
+  assert "not ['config.seed']" in caplog.text  # mesh flags apply: not warned about
+  assert mode.explain_overrides(flag_values, None) == {}
+
+
+def test_twin_seed_differs_from_the_training_seed():
+  assert mode.twin_seed(1, 0) == 1
+  assert mode.twin_seed(1, 1) == 2  # else the twin would be the run's own initial state
 
 
 def test_write_checks_leaves_out_the_raw_curves(tmp_path):
