@@ -105,12 +105,15 @@ def explain_config(config, workdir: str, overrides: dict | None = None):
   return mode.config_for_explain(run_dir, overrides, config), run_dir
 
 
-def explain(config, workdir: str) -> dict:
-  """Explains a trained run's chosen molecules; prints the headline numbers."""
+def explain(config, workdir: str, overrides: dict | None = None) -> dict:
+  """Explains a trained run's chosen molecules (`overrides`: the explain fields given,
+  by default the `--config.explain.*` flags); prints the headline numbers."""
   # pylint: disable-next=import-outside-toplevel
   from medjax.explain import mode
   from medjax.molecule import explanation, task as task_lib
-  saved, run_dir = explain_config(config, workdir, mode.explain_overrides(flags.FLAGS, config))
+  if overrides is None:
+    overrides = mode.explain_overrides(flags.FLAGS, config)
+  saved, run_dir = explain_config(config, workdir, overrides)
   task = task_lib.MoleculeTask(saved.task, saved.batch_size)
   result = explanation.explain(saved, run_dir, task)
   for part, numbers in result["summary"].items():

@@ -21,19 +21,14 @@ import numpy as np
 from medjax import explain
 from medjax.classification.data import sources
 from medjax.engine.errors import InputError
-from medjax.explain import figures
 from medjax.explain import mode
 from medjax.explain import report
-from medjax.segmentation.data.errors import DataError
 
 
 def read_examples(task, split: str, explain_config) -> dict:
   """{"image": (N, *S, C), "label", "ids", "indices"} of the chosen examples of `split`."""
-  try:
-    source = sources.source_of(task.builder, split)
-  except DataError as e:
-    raise InputError(f"--config.explain.split={split}: {e}") from None
-  indices = mode.example_indices(explain_config, len(source))
+  source, indices = mode.open_split(lambda s: sources.source_of(task.builder, s), split,
+                                    explain_config)
   examples = [task.preprocess(source[i]) for i in indices]
   ids = [source[i]["id"] for i in indices]
   key = "targets" if task.info.multi_label else "label"
@@ -61,31 +56,14 @@ def _titles(task, data, probs, targets) -> list[str]:
   return out
 
 
-def draw(path_stem: str, images, attributions, titles, signed: bool, title: str) -> list[str]:
-  """2D: one overlays figure; 3D: orthogonal slices through each map's peak."""
-  maps = mode.channel_sum(attributions)
-  if maps.ndim == 3:
-    path = path_stem + "_overlays.png"
-    figures.overlays_2d(images, maps, path, titles=titles, signed=signed, title=title)
-    return [path]
-  paths = []
-  for k, (volume, heat) in enumerate(zip(images, maps)):
-    path = f"{path_stem}_{k}.png"
-    centre = np.unravel_index(np.argmax(np.abs(heat)), heat.shape)
-    figures.orthogonal_slices(volume, heat, path, centre=centre, signed=signed,
-                              title=f"{title}: {titles[k]}".replace("\n", ", "))
-    paths.append(path)
-  return paths
-
-
 def gradcam_figures(out_dir, apply, variables, x, output, titles, split) -> list[str]:
   """Grad-CAM figures of the same examples; none if the model marks no feature map."""
   try:
-    cam = np.asarray(explain.gradcam(apply, variables, x, output))[..., None]
+    cam = np.asarray(explain.gradcam(apply, variables, x, output))
   except InputError:
     return []
-  return draw(os.path.join(out_dir, "gradcam"), np.asarray(x), cam, titles, signed=False,
-              title=f"gradcam ({split})")
+  return mode.draw_maps(os.path.join(out_dir, "gradcam"), np.asarray(x), cam, titles,
+                        signed=False, title=f"gradcam ({split})")
 
 
 def explain_run(config, workdir: str, task) -> dict:
@@ -110,8 +88,9 @@ def explain_run(config, workdir: str, task) -> dict:
   out_dir = os.path.join(workdir, mode.OUT_DIR)
   os.makedirs(out_dir, exist_ok=True)
   titles = _titles(task, data, probs, targets)
-  files = draw(os.path.join(out_dir, method), data["image"], attr, titles,
-               signed=method != "gradcam", title=f"{method} ({e.split})")
+  files = mode.draw_maps(os.path.join(out_dir, method), data["image"],
+                         mode.channel_sum(attr), titles, signed=method != "gradcam",
+                         title=f"{method} ({e.split})")
   if method != "gradcam":
     files += gradcam_figures(out_dir, apply, variables, x, output, titles, e.split)
   np.savez_compressed(os.path.join(out_dir, "attributions.npz"), image=data["image"],

@@ -31,25 +31,10 @@ from medjax.ehr.evaluation import sigmoid
 from medjax.engine.errors import InputError
 from medjax.explain import checks as checks_lib
 from medjax.explain import figures
-from medjax.explain import loading
-from medjax.explain import methods
+from medjax.explain import mode
 from medjax.explain import report
 
 INPUT = "values"  # the attributed array: normalised measurements (T, V), 0 = unobserved
-
-
-def chosen_positions(explain_config, split_size: int) -> np.ndarray:
-  """Positions in the split: `indices`, else the first `examples`."""
-  indices = [int(i) for i in explain_config.indices]
-  if indices:
-    bad = [i for i in indices if not 0 <= i < split_size]
-    if bad:
-      raise InputError(f"--config.explain.indices: {bad} outside the split "
-                       f"{explain_config.split!r} of {split_size} stays")
-    return np.asarray(indices)
-  if explain_config.examples < 1:
-    raise InputError(f"--config.explain.examples={explain_config.examples}: give >= 1")
-  return np.arange(min(explain_config.examples, split_size))
 
 
 def mortality_logit(outputs):
@@ -63,14 +48,10 @@ def _checked_task(config, workdir: str):
     raise InputError(f"--mode=explain: model {config.task.model!r} reads integer codes, "
                      "which gradients cannot attribute; its explanation is its attention "
                      "per visit and contribution per code (the run's explain_<id>.png)")
-  method = methods.check_method(config.explain.method)
-  if method == "gradcam":
-    raise InputError("--config.explain.method=gradcam: the EHR models have no spatial "
-                     "feature map; use integrated_gradients, gradients, grad_x_input, "
-                     "smoothgrad or occlusion")
-  if config.explain.target not in (-1, 0):
-    raise InputError(f"--config.explain.target={config.explain.target}: the EHR models "
-                     "have one output (mortality): use -1 or 0")
+  mode.refuse_gradcam(config.explain.method, "the EHR models have no spatial feature "
+                      "map; use integrated_gradients, gradients, grad_x_input, smoothgrad "
+                      "or occlusion")
+  mode.check_target(config.explain.target, 1, "output", "it (the mortality logit)")
   task = task_lib.EhrTask(config.task, batch_size=config.batch_size, workdir=workdir)
   split = config.explain.split
   if not len(task.splits.get(split, ())):
@@ -95,9 +76,6 @@ def _figures(task, batch, attr, ids, risk, checks, out_dir: str) -> None:
   figures.feature_bars(np.abs(attr).sum((0, 1)), names, os.path.join(out_dir, "variables.png"),
                        title=f"{method}: {len(ids)} stays of {task.cfg.model}",
                        xlabel="sum of |attribution| over time and stays")
-  figures.faithfulness_curves(checks["_faithfulness_curves"],
-                              os.path.join(out_dir, "faithfulness.png"),
-                              f"{method}, mortality logit, {len(ids)} stays")
 
 
 def observed_rank_correlation(attr, other, mask) -> dict:
@@ -137,11 +115,10 @@ def explain_run(config, workdir: str) -> dict:
   cfg = config.explain
   task = _checked_task(config, workdir)
   split = np.asarray(task.splits[cfg.split])
-  positions = chosen_positions(cfg, len(split))
+  positions = np.asarray(mode.example_indices(cfg, len(split)))
   batch = ex.collate([task.examples[i] for i in split[positions]], task.pad_multiple)
-  variables, random_variables = loading.trained_and_random(config, workdir, task, batch,
-                                                           seed=cfg.seed)
-  apply = loading.model_apply(task, batch, INPUT)
+  variables, random_variables = mode.trained_and_random(config, workdir, task, cfg.seed)
+  apply = mode.model_apply(task, batch, INPUT)
   x = jnp.asarray(batch[INPUT], jnp.float32)
   attr, checks = _checks(cfg, apply, variables, random_variables, x, batch["mask"])
   ids = [int(i) for i in task.examples.ids[split[positions]]]
@@ -156,10 +133,11 @@ def explain_run(config, workdir: str) -> dict:
                    "temperature": task.calibrator.current.temperature,
                    "abs_attribution_per_variable": dict(zip(
                        names, np.abs(attr).sum((0, 1)).round(6).tolist()))}
-  out_dir = os.path.join(workdir, "explain")
+  out_dir = os.path.join(workdir, mode.OUT_DIR)
   os.makedirs(out_dir, exist_ok=True)
   _figures(task, batch, attr, ids, risk, checks, out_dir)
-  report.write_json(checks, os.path.join(out_dir, "checks.json"))
+  mode.write_checks(checks, out_dir, {},
+                    title=f"{cfg.method}, mortality logit, {len(ids)} stays")
   checks["_attributions"], checks["_batch"] = attr, batch
   return checks
 

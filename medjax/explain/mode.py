@@ -24,6 +24,7 @@ from medjax.engine import workdir as workdir_lib
 from medjax.engine.errors import InputError
 from medjax.explain import figures
 from medjax.explain import loading
+from medjax.explain import methods
 from medjax.explain import report
 
 OUT_DIR = "explain"  # under the workdir
@@ -131,12 +132,55 @@ def example_indices(explain_config, size: int) -> list[int]:
   return list(range(min(int(explain_config.examples), size)))
 
 
-def check_target(target: int, num_outputs: int, what: str = "class") -> int:
-  """`target` when in [0, num_outputs), -1 as is; else InputError naming the flag."""
+def open_split(open_fn, split: str, explain_config):
+  """(`open_fn(split)`, the chosen `example_indices` in it); an InputError opening the
+  split (e.g. a DataError) is re-raised naming --config.explain.split."""
+  try:
+    source = open_fn(split)
+  except InputError as e:
+    raise InputError(f"--config.explain.split={split}: {e}") from None
+  return source, example_indices(explain_config, len(source))
+
+
+def draw_maps(path_stem: str, images, maps, titles, signed: bool, title: str,
+              centres=None) -> list[str]:
+  """Heat maps (B, *S) over images (B, *S, C): 2D, one `<stem>_overlays.png`; 3D, one
+  `<stem>_<k>.png` of orthogonal slices through centres[k] (None: the peak of |map|)."""
+  maps = np.asarray(maps)
+  if maps.ndim == 3:
+    path = path_stem + "_overlays.png"
+    figures.overlays_2d(images, maps, path, titles=titles, signed=signed, title=title)
+    return [path]
+  paths = []
+  for k, (volume, heat) in enumerate(zip(images, maps)):
+    path = f"{path_stem}_{k}.png"
+    centre = (np.unravel_index(np.argmax(np.abs(heat)), heat.shape) if centres is None
+              else centres[k])
+    figures.orthogonal_slices(volume, heat, path, centre=centre, signed=signed,
+                              title=f"{title}: {titles[k]}".replace("\n", ", "))
+    paths.append(path)
+  return paths
+
+
+def refuse_gradcam(method: str, reason: str) -> str:
+  """The checked `method` (`methods.check_method`); gradcam refused, before anything is
+  loaded, with `reason`."""
+  method = methods.check_method(method)
+  if method == "gradcam":
+    raise InputError(f"--config.explain.method=gradcam: {reason}")
+  return method
+
+
+def check_target(target: int, num_outputs: int, what: str = "class",
+                 default: str = "the predicted one") -> int:
+  """`target` when in [0, num_outputs), -1 as is; else InputError naming the flag
+  (`what`: the output's noun; `default`: what -1 explains)."""
   target = int(target)
   if target != -1 and not 0 <= target < num_outputs:
+    plural = what if num_outputs == 1 else (
+        what + "es" if what.endswith(("s", "x", "ch", "sh")) else what + "s")
     raise InputError(f"--config.explain.target={target}: the model has {num_outputs} "
-                     f"{what}es (0..{num_outputs - 1}); -1 explains the predicted one")
+                     f"{plural} (0..{num_outputs - 1}); -1 explains {default}")
   return target
 
 

@@ -32,10 +32,8 @@ from medjax.engine.errors import InputError
 from medjax.explain import checks as checks_lib
 from medjax.explain import figures
 from medjax.explain import loading
-from medjax.explain import methods
 from medjax.explain import mode
 from medjax.explain import report
-from medjax.explain.gradcam import NO_FEATURES
 from medjax.molecule import batching, drawing, featurize
 
 HEADLINE = ("relative_gap_mean", "rho_abs", "deletion_auc", "random_deletion_auc",
@@ -70,12 +68,8 @@ def chosen(task, explain_cfg) -> tuple[np.ndarray, np.ndarray]:
 
 def target_task(task, explain_cfg) -> int:
   """The task index explained: `config.explain.target`, -1 -> 0."""
-  t = int(explain_cfg.target)
-  t = 0 if t == -1 else t
-  if not 0 <= t < len(task.task_names):
-    raise InputError(f"--config.explain.target={explain_cfg.target}: this model has "
-                     f"{len(task.task_names)} task(s) (0..{len(task.task_names) - 1}, or -1)")
-  return t
+  t = mode.check_target(explain_cfg.target, len(task.task_names), "task", "task 0")
+  return 0 if t == -1 else t
 
 
 def single_block(task, i: int) -> dict[str, np.ndarray]:
@@ -311,7 +305,7 @@ def write_outputs(explained: list[Explained], out_dir: str, info: dict) -> dict:
             "molecules": [{"position": e.position, "index": e.index, "row": e.row,
                            "smiles": e.smiles,
                            "prediction": e.prediction, **e.checks} for e in explained]}
-  report.write_json(result, os.path.join(out_dir, "checks.json"))
+  report.write_json(result, os.path.join(out_dir, mode.CHECKS_FILE))
   return result
 
 
@@ -333,8 +327,9 @@ def run_info(task, t: int, explain_cfg) -> dict:
 def explain(config, workdir: str, task) -> dict:
   """Explains the chosen molecules of a trained run; writes `<workdir>/explain/`."""
   explain_cfg = config.explain
-  if methods.check_method(explain_cfg.method) == "gradcam":  # before any loading
-    raise InputError(NO_FEATURES)
+  mode.refuse_gradcam(explain_cfg.method, "a graph network has no convolutional feature "
+                      "map; use gradients, grad_x_input, smoothgrad, integrated_gradients "
+                      "or occlusion")
   positions, ids = chosen(task, explain_cfg)
   t = target_task(task, explain_cfg)
   variables, random_variables = mode.trained_and_random(config, workdir, task,
@@ -350,5 +345,5 @@ def explain(config, workdir: str, task) -> dict:
                                task.data.smiles[i], text, atoms, bonds, checks))
     logging.info("explained molecule %d of %d (%s) in %.1fs", k + 1, len(ids),
                  task.data.smiles[i], time.perf_counter() - start)
-  return write_outputs(explained, os.path.join(workdir, "explain"),
+  return write_outputs(explained, os.path.join(workdir, mode.OUT_DIR),
                        run_info(task, t, explain_cfg))

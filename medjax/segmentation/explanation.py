@@ -25,11 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from medjax import explain
-from medjax.engine.errors import InputError
-from medjax.explain import figures
 from medjax.explain import mode
 from medjax.explain import report
-from medjax.segmentation.data.errors import DataError
 from medjax.segmentation.volumes import patches
 
 DEFAULT_CLASS = 1  # target -1: the first foreground class
@@ -90,11 +87,7 @@ def _read(task, source, index: int) -> dict:
 
 def read_examples(task, split: str, explain_config, class_id: int) -> dict:
   """Stacked crops {"image", "label", "valid"} of the chosen examples, "ids", "indices"."""
-  try:
-    source = split_source(task, split)
-  except DataError as e:
-    raise InputError(f"--config.explain.split={split}: {e}") from None
-  indices = mode.example_indices(explain_config, len(source))
+  source, indices = mode.open_split(lambda s: split_source(task, s), split, explain_config)
   examples = [_read(task, source, i) for i in indices]
   size, centred = crop_size(task.config, [e["label"].shape for e in examples])
   crops = [crop(e, size, centred, class_id) for e in examples]
@@ -124,23 +117,6 @@ def mean_probability(class_id: int, mask):
   count = jnp.maximum(jnp.sum(m, axis=axes), 1.0)
   return lambda outputs: jnp.sum(jax.nn.softmax(outputs, -1)[..., class_id] * m,
                                  axis=axes) / count
-
-
-def draw(path_stem: str, images, attributions, masks, titles, signed: bool,
-         title: str) -> list[str]:
-  """2D: one overlays figure; 3D: orthogonal slices through each region's centre."""
-  maps = mode.channel_sum(attributions)
-  if maps.ndim == 3:
-    path = path_stem + "_overlays.png"
-    figures.overlays_2d(images, maps, path, titles=titles, signed=signed, title=title)
-    return [path]
-  paths = []
-  for k, (volume, heat, mask) in enumerate(zip(images, maps, masks)):
-    path = f"{path_stem}_{k}.png"
-    figures.orthogonal_slices(volume, heat, path, centre=region_centre(mask, 1),
-                              signed=signed, title=f"{title}: {titles[k]}".replace("\n", ", "))
-    paths.append(path)
-  return paths
 
 
 def _norm_note(task_config) -> dict:
@@ -178,8 +154,10 @@ def explain_run(config, workdir: str, task) -> dict:
   sizes = mask.reshape(len(mask), -1).sum(1).astype(int)
   titles = [f"{i[:18]}\nclass {class_id}: {kind} region\n{n} px" for i, kind, n in
             zip(data["ids"], kinds, sizes)]
-  files = draw(os.path.join(out_dir, method), data["image"], attr, mask, titles,
-               signed=True, title=f"{method} ({e.split}, class {class_id})")
+  files = mode.draw_maps(os.path.join(out_dir, method), data["image"],
+                         mode.channel_sum(attr), titles, signed=True,
+                         title=f"{method} ({e.split}, class {class_id})",
+                         centres=[region_centre(m, 1) for m in mask])
   np.savez_compressed(os.path.join(out_dir, "attributions.npz"), image=data["image"],
                       label=data["label"], valid=data["valid"], predicted=predicted, region=mask,
                       attributions=attr)

@@ -42,19 +42,20 @@ def test_saved_config_read_back_with_explain_flags_winning(tmp_path):
 
 
 def test_chosen_positions():
-  config = _tiny_config().explain
-  np.testing.assert_array_equal(explanation.chosen_positions(config, 10), [0, 1, 2])
-  np.testing.assert_array_equal(explanation.chosen_positions(config, 2), [0, 1])
+  """The stays are chosen by `mode.example_indices` on the EHR explain config."""
+  config = _tiny_config().explain  # examples=3
+  assert mode.example_indices(config, 10) == [0, 1, 2]
+  assert mode.example_indices(config, 2) == [0, 1]
   config.indices = (4, 1)
-  np.testing.assert_array_equal(explanation.chosen_positions(config, 10), [4, 1])
-  with pytest.raises(InputError, match="explain.indices.*outside"):
-    explanation.chosen_positions(config, 4)
+  assert mode.example_indices(config, 10) == [4, 1]
+  with pytest.raises(InputError, match=r"explain.indices: \[4\] outside split 'val'"):
+    mode.example_indices(config, 4)
 
 
 @pytest.mark.parametrize("overrides, message", [
     ({"method": "gradcam"}, "no spatial feature map"),
     ({"method": "integrated_gradient"}, "did you mean 'integrated_gradients'"),
-    ({"target": 1}, "one output"),
+    ({"target": 1}, r"the model has 1 output \(0..0\); -1 explains it"),
 ])
 def test_bad_explain_fields_refused_before_data_is_read(tmp_path, overrides, message):
   workdir_lib.save_config(str(tmp_path), _tiny_config())

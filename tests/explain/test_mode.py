@@ -41,6 +41,18 @@ def test_check_target():
   assert mode.check_target(-1, 3) == -1 and mode.check_target(2, 3) == 2
   with pytest.raises(InputError, match=r"--config.explain.target=3: the model has 3 classes"):
     mode.check_target(3, 3)
+  with pytest.raises(InputError, match=r"has 2 tasks \(0..1\); -1 explains task 0"):
+    mode.check_target(2, 2, "task", "task 0")
+  with pytest.raises(InputError, match=r"has 1 output \(0..0\)"):
+    mode.check_target(1, 1, "output")
+
+
+def test_refuse_gradcam_before_loading():
+  assert mode.refuse_gradcam("smoothgrad", "no map") == "smoothgrad"
+  with pytest.raises(InputError, match="^--config.explain.method=gradcam: no map$"):
+    mode.refuse_gradcam("gradcam", "no map")
+  with pytest.raises(InputError, match="did you mean 'gradients'"):
+    mode.refuse_gradcam("gradient", "no map")
 
 
 def test_config_for_explain_keeps_the_run_and_applies_the_given_explain_flags(tmp_path):
@@ -99,3 +111,28 @@ def test_write_checks_leaves_out_the_raw_curves(tmp_path):
   assert written["faithfulness"] == {k: v for k, v in faith.items() if k != "per_example"}
   assert written["ids"] == ["a"] and "_faithfulness_curves" not in written
   assert (tmp_path / "explain" / mode.CURVES_FILE).exists()
+
+
+def test_open_split_names_the_flag_and_chooses_the_examples():
+  source, indices = mode.open_split(lambda split: list(range(5)), "val", _explain(examples=2))
+  assert source == [0, 1, 2, 3, 4] and indices == [0, 1]
+
+  def missing(split):
+    raise InputError(f"no {split} split in /data")
+  with pytest.raises(InputError, match=r"^--config.explain.split=test: no test split in /data"):
+    mode.open_split(missing, "test", _explain())
+
+
+def test_draw_maps_slices_3d_maps_through_the_peak_or_the_given_centre(tmp_path, monkeypatch):
+  drawn = []
+  monkeypatch.setattr(mode.figures, "orthogonal_slices",
+                      lambda volume, heat, path, centre, **kw: drawn.append((path, centre)))
+  maps = np.zeros((2, 3, 4, 5))
+  maps[0, 1, 2, 3], maps[1, 2, 0, 4] = 5.0, -7.0  # peaks of |map|
+  stem = str(tmp_path / "ig")
+  paths = mode.draw_maps(stem, np.zeros((2, 3, 4, 5, 1)), maps, ["a", "b"], True, "t")
+  assert paths == [stem + "_0.png", stem + "_1.png"]
+  assert [tuple(int(i) for i in c) for _, c in drawn] == [(1, 2, 3), (2, 0, 4)]
+  mode.draw_maps(stem, np.zeros((2, 3, 4, 5, 1)), maps, ["a", "b"], True, "t",
+                 centres=[(0, 0, 0), (1, 1, 1)])
+  assert [c for _, c in drawn[2:]] == [(0, 0, 0), (1, 1, 1)]

@@ -205,19 +205,21 @@ def test_single_block_has_no_padding_but_the_reserved_slot():
   assert block["edge_mask"].min() == 1
 
 
-def test_explain_config_takes_the_saved_run_and_the_command_lines_explain(tmp_path):
+def test_explain_config_takes_the_saved_run_and_the_explain_flags_given(tmp_path):
   with pytest.raises(InputError, match="not a trained molecule workdir"):
     molecule_main.explain_config(molecule_configs.get_config("quick"), str(tmp_path))
   trained = molecule_configs.get_config("quick,smoke")
-  trained.explain.ig_steps = 16  # replaced: the command line's explain section wins
+  trained.explain.ig_steps, trained.explain.examples = 16, 8
+  trained.mesh.data = 8
   molecule_main.workdir_lib.save_config(str(tmp_path), trained)
   (tmp_path / task_lib.METADATA_FILE).write_text("{}")
   command_line = molecule_configs.get_config("esol")
-  command_line.explain.update(dict(examples=2, ig_steps=128, method="smoothgrad"))
-  saved, run_dir = molecule_main.explain_config(command_line, str(tmp_path))
+  saved, run_dir = molecule_main.explain_config(command_line, str(tmp_path),
+                                                {"examples": 2, "method": "smoothgrad"})
   assert run_dir == str(tmp_path)
   assert (saved.explain.examples, saved.explain.method) == (2, "smoothgrad")
-  assert saved.explain.ig_steps == 128
+  assert saved.explain.ig_steps == 16  # not given: the run's saved value
+  assert saved.mesh.data == command_line.mesh.data  # this machine's mesh
   assert (saved.task.dataset, saved.task.hidden) == ("tpsa", 16)  # the run's task
 
 
@@ -244,10 +246,9 @@ def trained_run(tmp_path_factory, molecule_cache):
 def test_explain_mode_writes_figures_tables_and_checks(trained_run):
   config, workdir, _ = trained_run
   command_line = config.copy_and_resolve_references()
-  command_line.explain.update(dict(indices=(1,), ig_steps=32, faithfulness_steps=5,
-                                   random_seeds=2, split="val"))
   command_line.task.hidden = 999  # not an explain field: the saved config's task wins
-  result = molecule_main.explain(command_line, workdir)
+  result = molecule_main.explain(command_line, workdir, dict(
+      indices=(1,), ig_steps=32, faithfulness_steps=5, random_seeds=2, split="val"))
   out = f"{workdir}/explain"
   with open(f"{out}/checks.json", encoding="utf-8") as f:
     saved = json.load(f)
