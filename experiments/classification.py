@@ -13,7 +13,6 @@ r"""Medical image classification (2D and 3D): train a CNN, or predict a folder o
 Rerunning a training command in the same workdir resumes from its last checkpoint.
 """
 
-import os
 
 from absl import app
 from absl import flags
@@ -55,13 +54,9 @@ def _explain(flag_config, task_lib):
   explain/."""
   from medjax.classification import explanation  # pylint: disable=import-outside-toplevel
   from medjax.explain import mode  # pylint: disable=import-outside-toplevel
-  overrides = mode.explain_overrides(flags.FLAGS, flag_config)
-  config = mode.config_for_explain(_WORKDIR.value, overrides, flag_config)
-  task = task_lib.ClassificationTask(config.task, config.compute_dtype)
-  results = explanation.explain_run(config, _WORKDIR.value, task)
-  print("explain:", " ".join(f"{k}={v:.4f}" for k, v in results.items()))
-  logging.info("wrote figures and %s to %s", mode.CHECKS_FILE,
-               os.path.join(_WORKDIR.value, mode.OUT_DIR))
+  mode.run_from_flags(flags.FLAGS, flag_config, _WORKDIR.value,
+                      lambda c: task_lib.ClassificationTask(c.task, c.compute_dtype),
+                      explanation.explain_run)
 
 
 def main(argv):

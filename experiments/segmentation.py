@@ -20,7 +20,6 @@ r"""Medical image segmentation (2D and 3D): train a U-Net, plan, or predict a fo
 Rerunning a training command in the same workdir resumes from its last checkpoint.
 """
 
-import os
 
 from absl import app
 from absl import flags
@@ -95,13 +94,8 @@ def _explain(flag_config, task_lib):
   explain/."""
   from medjax.explain import mode  # pylint: disable=import-outside-toplevel
   from medjax.segmentation import explanation  # pylint: disable=import-outside-toplevel
-  overrides = mode.explain_overrides(flags.FLAGS, flag_config)
-  config = mode.config_for_explain(_WORKDIR.value, overrides, flag_config)
-  task = task_lib.make_task(config.task, config.compute_dtype)
-  results = explanation.explain_run(config, _WORKDIR.value, task)
-  print("explain:", " ".join(f"{k}={v:.4f}" for k, v in results.items()))
-  logging.info("wrote figures and %s to %s", mode.CHECKS_FILE,
-               os.path.join(_WORKDIR.value, mode.OUT_DIR))
+  mode.run_from_flags(flags.FLAGS, flag_config, _WORKDIR.value,
+                      lambda c: task_lib.make_task(c.task, c.compute_dtype), explanation.explain_run)
 
 
 def main(argv):

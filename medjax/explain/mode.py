@@ -212,3 +212,14 @@ def write_checks(checks: dict, out_dir: str, extra: dict, title: str = "") -> di
   report.write_json({**checks, "faithfulness": faithfulness, **extra},
                     os.path.join(out_dir, CHECKS_FILE))
   return headline(checks)
+
+
+def run_from_flags(flag_values, flag_config, workdir: str, build_task, explain_run) -> dict:
+  """`explain_run(config, workdir, build_task(config))` on the run's saved config with
+  this command's `--config.explain.*` flags and mesh; prints its numbers."""
+  config = config_for_explain(workdir, explain_overrides(flag_values, flag_config),
+                              flag_config)
+  results = explain_run(config, workdir, build_task(config))
+  print("explain:", " ".join(f"{k}={v:.4f}" for k, v in results.items()))
+  logging.info("wrote figures and %s to %s", CHECKS_FILE, os.path.join(workdir, OUT_DIR))
+  return results
