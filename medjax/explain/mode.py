@@ -194,6 +194,8 @@ def headline(checks: dict) -> dict:
   faith, rand = checks["faithfulness"], checks["randomisation"]["full"]
   return {"ig_relative_gap": checks["integrated_gradients_completeness"]["relative_gap_mean"],
           "randomisation_rho_abs": rand["abs"], "randomisation_rho_signed": rand["signed"],
+          "randomisation_rho_abs_informative":
+              checks["randomisation"].get("informative", {}).get("abs", float("nan")),
           "deletion_auc": faith["deletion_auc"],
           "random_deletion_auc": faith["random_deletion_auc"],
           "insertion_auc": faith["insertion_auc"],

@@ -91,6 +91,23 @@ def grouped(attribution, group_axes: int):
   return jnp.broadcast_to(jnp.sum(attribution, axis=axes, keepdims=True), attribution.shape)
 
 
+def informative_rho(reference, other, x, baseline=0.0) -> dict:
+  """Spearman rho of trained vs re-initialised attributions over the entries where x
+  differs from the baseline, per example (mean). Elsewhere IG and gradient x input are
+  0 under any parameters, and those ties pull the plain rho towards 1 (zero-padded,
+  windowed or binary inputs)."""
+  rows = {"abs": [], "signed": []}
+  keep = np.asarray(x) != np.asarray(baseline)
+  for r, o, k in zip(np.asarray(reference), np.asarray(other), keep):
+    if k.sum() < 3:
+      continue
+    rows["abs"].append(checks.spearman(np.abs(r[k])[None], np.abs(o[k])[None])[0])
+    rows["signed"].append(checks.spearman(r[k][None], o[k][None])[0])
+  return {"abs": float(np.nanmean(rows["abs"])) if rows["abs"] else float("nan"),
+          "signed": float(np.nanmean(rows["signed"])) if rows["signed"] else float("nan"),
+          "fraction": float(keep.reshape(len(keep), -1).mean())}
+
+
 def _summary(result: dict) -> dict:
   """The randomisation / faithfulness result without its per-example arrays."""
   out = {}
@@ -133,12 +150,15 @@ def explain_and_check(model_apply: Callable, variables, random_variables, x, out
                                                       ig_steps))(variables, x), ig_steps)
   rand = checks.randomisation_test(lambda v, xs: attribute(v, xs)[0], variables,
                                    random_variables, x)
+  twin = {**variables, "params": random_variables["params"]}  # as randomisation_test
+  informative = informative_rho(attr, attribute(twin, x)[0], x, baseline)
   faith_fn = score_fn(model_apply, variables, probability or output)
   faith = checks.faithfulness(faith_fn, x, grouped(attr, group_axes), k_faith,
                               steps=faithfulness_steps, baseline=baseline, seeds=random_seeds)
   result = {"method": method, "examples": int(x.shape[0]), "baseline": float(baseline),
             "integrated_gradients_completeness": gap,
-            "randomisation": _summary(rand), "faithfulness": _summary(faith),
+            "randomisation": {**_summary(rand), "informative": informative},
+            "faithfulness": _summary(faith),
             "faithful": bool(faith["deletion_auc"] < faith["random_deletion_auc"]
                              and faith["insertion_auc"] > faith["random_insertion_auc"])}
   if "gap" in extras:

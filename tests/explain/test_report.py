@@ -41,6 +41,8 @@ def test_linear_model_checks_match_hand_values(tmp_path):
                                    np.abs(x_np[i] * w_rand).reshape(1, -1))[0]
                   for i in range(3)])
   np.testing.assert_allclose(result["randomisation"]["full"]["abs"], want, atol=1e-6)
+  # Every input entry differs from the 0 baseline here: the informative rho is the same.
+  np.testing.assert_allclose(result["randomisation"]["informative"]["abs"], want, atol=1e-6)
   # Deleting features in IG order first removes the largest positive terms of a sum.
   faith = result["faithfulness"]
   assert faith["deletion_auc"] < faith["random_deletion_auc"]
@@ -58,3 +60,16 @@ def test_grouped_sums_trailing_axes():
   g = report.grouped(a, 1)
   np.testing.assert_allclose(g[0, 1, 0], [np.sum(np.arange(6, 9))] * 3)
   assert report.grouped(a, 0) is a
+
+
+def test_informative_rho_ignores_entries_at_the_baseline():
+  rng = np.random.default_rng(3)
+  x = np.zeros((2, 6, 6, 1), np.float32)
+  x[:, :3] = rng.uniform(1, 2, (2, 3, 6, 1))  # the lower half stays at the baseline
+  ref, other = rng.normal(size=x.shape) * (x != 0), rng.normal(size=x.shape) * (x != 0)
+  got = report.informative_rho(ref, other, x)
+  want = np.mean([explain.spearman(np.abs(ref[i, :3]).reshape(1, -1),
+                                   np.abs(other[i, :3]).reshape(1, -1))[0] for i in range(2)])
+  np.testing.assert_allclose(got["abs"], want, atol=1e-9)
+  assert got["fraction"] == 0.5
+  assert explain.spearman(np.abs(ref).reshape(2, -1), np.abs(other).reshape(2, -1)).mean() > want
