@@ -76,21 +76,9 @@ def pair_folder(input_dir: str, label_dir: str, fov_dir: str | None = None):
 def read_example(pair: pairing.Pair, num_classes: int) -> tuple[dict, list[str]]:
   """{"image", "label", "valid"} of `pair` and one message per bad file (unreadable,
   a size other than its image's, label values the model does not have)."""
-  arrays, problems = {}, []
-  readers = (("image", pair.image, imageio.read_image), ("label", pair.mask, imageio.read_mask),
-             ("valid", pair.valid, imageio.read_binary))
-  for key, path, reader in readers:
-    if path is not None:
-      try:
-        arrays[key] = reader(path)
-      except DataError as e:
-        problems.append(str(e))
-  for key, path in (("label", pair.mask), ("valid", pair.valid)):
-    if "image" in arrays and key in arrays:
-      try:
-        imageio.check_same_size(arrays["image"], pair.image, arrays[key], path)
-      except DataError as e:
-        problems.append(str(e))
+  arrays, problems = pairing.read_pair(pair, None, read_image=imageio.read_image)
+  if "mask" in arrays:
+    arrays["label"] = arrays.pop("mask")
   if "label" in arrays and arrays["label"].max() >= num_classes:
     problems.append(f"mask {pair.mask} has label {int(arrays['label'].max())}; the model "
                     f"has {num_classes} classes (0..{num_classes - 1})")

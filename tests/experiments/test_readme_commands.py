@@ -251,10 +251,9 @@ CASES = (
          needs="classification_pneumonia", check=_check_class_probabilities),
     Case("classification_explain", CLS + r"pneumonia_resnet18\b.*--mode=explain",
          extra=EXPLAIN, needs="classification_pneumonia", outputs=EXPLAIN_FILES),
-    Case("molecule_hpopt", r"^experiments\.molecule .*--mode=hpopt",
-         extra=(*MOLECULE, "--config.eval_every=1", "--config.task.split=random",
-                "--hpopt_trials=1"),  # the 40-molecule fixture has too few scaffolds
-         outputs=(("--workdir", "hpopt_best.json"),)),
+    Case("molecule_hpopt", r"^experiments\.molecule .*--mode=hpopt", outputs=(("--workdir",
+         "hpopt_best.json"),), extra=(*MOLECULE, "--config.eval_every=1", "--hpopt_trials=1",
+                                      "--config.task.split=random")),  # fixture: few scaffolds
     Case("molecule_explain", r"^experiments\.molecule .*molecule\.py:quick\b.*--mode=explain",
          extra=EXPLAIN, needs="molecule_quick", outputs=EXPLAIN_FILES),
     Case("molecule_quick", r"^experiments\.molecule .*molecule\.py:quick\b",

@@ -84,11 +84,12 @@ def _read_image(path: str, dtype) -> np.ndarray:
   return cast_image(imageio.with_channel_axis(imageio.read_image(path), path), dtype, path)
 
 
-def read_pair(pair: Pair, dtype) -> tuple[dict, list[str]]:
+def read_pair(pair: Pair, dtype, read_image=None) -> tuple[dict, list[str]]:
   """The files of `pair` that could be read, and one message per file that could not
-  be (unreadable, wrong shape, lossy dtype, or a size other than its image's)."""
-  readers = {"image": lambda p: _read_image(p, dtype), "mask": imageio.read_mask,
-             "valid": imageio.read_binary}
+  be (unreadable, wrong shape, lossy dtype, or a size other than its image's).
+  `read_image` (path -> array) replaces the cast to `dtype` (e.g. raw images)."""
+  readers = {"image": read_image or (lambda p: _read_image(p, dtype)),
+             "mask": imageio.read_mask, "valid": imageio.read_binary}
   arrays, problems = {}, []
   for key, path in (("image", pair.image), ("mask", pair.mask), ("valid", pair.valid)):
     if path is not None:
