@@ -3,7 +3,7 @@
   python experiments/ehr.py --config experiments/configs/ehr.py:p12_grud --workdir /tmp/grud
 
 Presets: quick (synthetic ICU data, GRU, ~1 min on a CPU), p12_gru, p12_grud,
-p12_transformer (PhysioNet 2012 set-a, fold `task.fold` of 5-fold stratified CV),
+p12_transformer, p12_mtan (PhysioNet 2012 set-a, fold `task.fold` of 5-fold stratified CV),
 mimic_demo_retain (RETAIN on the MIMIC-III demo; too small to be meaningful) and
 eicu_demo_retain. Any field can be overridden by flag, e.g. `--config.task.fold=2`.
 """
@@ -12,8 +12,8 @@ import ml_collections
 
 from medjax.engine.config import base_config
 
-PRESETS = ("quick", "p12_gru", "p12_grud", "p12_transformer", "mimic_demo_retain",
-           "eicu_demo_retain")
+PRESETS = ("quick", "p12_gru", "p12_grud", "p12_transformer", "p12_mtan",
+           "mimic_demo_retain", "eicu_demo_retain")
 
 
 def task_config() -> ml_collections.ConfigDict:
@@ -37,11 +37,14 @@ def task_config() -> ml_collections.ConfigDict:
       test_fraction=0.2,  # random splits
       val_fraction=0.1,  # of the non-test part, for the best checkpoint
       split_seed=0,
-      model="gru",  # gru | lstm | grud | transformer | retain
+      model="gru",  # gru | lstm | grud | transformer | mtan | retain
       hidden=64,
       layers=1,
       heads=4,
       embed_dim=64,
+      ref_points=128,  # mtan: reference times over the 48 h, time embedding size, MLP width
+      embed_time=128,
+      classifier_hidden=300,
       dropout=0.1,
       imbalance="weighted",  # weighted (positive-class loss weight) | oversample | none
       # temperature: risk = sigmoid((logit - offset) / T), T fitted on val (the offset
@@ -99,6 +102,9 @@ def get_config(arg: str = "quick") -> ml_collections.ConfigDict:
     c.task.layers = 2
     c.task.pad_multiple = 64
     c.optimizer.learning_rate = 5e-4
+  elif preset == "p12_mtan":  # mTAND-Enc (Shukla & Marlin 2021): their PhysioNet sizes
+    _p12(c, "mtan", 400)
+    c.task.update(dict(hidden=128, heads=1, ref_points=128, embed_time=128, pad_multiple=64))
   else:  # RETAIN on a code data set
     c.task.dataset = "mimic" if preset == "mimic_demo_retain" else "eicu"
     c.task.model = "retain"

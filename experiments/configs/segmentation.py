@@ -22,6 +22,8 @@ def task_config() -> ml_collections.ConfigDict:
   t.data_dir = ""  # prepared array_record data; default $MEDJAX_DATA_DIR or ~/.cache/medjax
   t.builder = ml_collections.ConfigDict()  # builder options, e.g. phantom sizes
   t.train_split = "train"
+  t.train_count = 0  # k-shot: train on this many examples of train_split (0 = all) ...
+  t.train_subset_seed = 0  # ... drawn with this seed (a GAN with the same pair sees the same)
   t.eval_splits = ("val",)
   t.preprocess = "ct"  # ct (HU window) | uint8 (/255)
   t.hu_window = (-1000.0, 400.0)
@@ -56,6 +58,18 @@ def task_config() -> ml_collections.ConfigDict:
   # CLAHE (needs scikit-image) in the preprocessing: training and prediction alike.
   t.clahe = ml_collections.ConfigDict(dict(enabled=False, clip_limit=0.01, kernel_size=0))
   t.tta_flips = False  # 2D: average the probabilities over horizontal/vertical flips
+  # GAN augmentation (medjax/segmentation/synthetic.py): rows of each training batch
+  # replaced by pairs of a randomly deformed real mask and a GAN's image for it.
+  t.synthetic = ml_collections.ConfigDict(dict(
+      workdir="",  # the GAN run's workdir (medjax.generative); needed when ratio > 0
+      ratio=0.0,  # fraction of each training batch replaced by synthetic pairs, in [0, 1)
+      max_degrees=15.0,  # mask rotation, uniform in [-max_degrees, max_degrees]
+      scale=0.1,  # mask magnification, uniform in [1 - scale, 1 + scale]
+      translate=0.05,  # mask shift per axis, uniform in +-translate x the image size
+      elastic_alpha=2.0,  # elastic displacement: its RMS per axis, in pixels (0: none)
+      elastic_sigma=8.0,  # the displacement field's Gaussian smoothing, in pixels
+      flip=True,  # flip the mask along each axis with probability 1/2
+  ))
   t.volume = volume_config()
   return t
 

@@ -3,7 +3,7 @@
 Datasets (`config.task.dataset`): `synthetic` (embedded generator), `physionet` (a
 PhysioNet 2012 set directory), `mimic` (MIMIC-III demo or full tables), `eicu` (eICU
 demo). Models (`config.task.model`): `gru`, `lstm`, `grud` (binned inputs),
-`transformer` (per-observation-time tokens), `retain` (visit codes).
+`transformer`, `mtan` (per-observation-time tokens), `retain` (visit codes).
 
 Preprocessing statistics (normaliser, code vocabulary, positive-class weight) are fitted
 on the training split only and written to `<workdir>/ehr_preprocessing.json` on the first
@@ -33,7 +33,7 @@ from medjax.ehr import physionet, report as report_lib, splits as splits_lib, sy
 from medjax.ehr.attribution import WithAttribution
 from medjax.ehr.bucketing import BucketedBatches
 from medjax.ehr.evaluation import MortalityEvaluator
-from medjax.ehr.models import GRUD, RETAIN, RNNClassifier, TransformerClassifier
+from medjax.ehr.models import GRUD, MTAN, RETAIN, RNNClassifier, TransformerClassifier
 from medjax.ehr.normalise import Normaliser
 
 PREPROCESSING_FILE = "ehr_preprocessing.json"
@@ -49,7 +49,7 @@ _INPUTS = {
 
 def input_kind(model: str) -> str:
   kinds = {"gru": "binned", "lstm": "binned", "grud": "binned", "transformer": "tokens",
-           "retain": "codes"}
+           "mtan": "tokens", "retain": "codes"}
   if model not in kinds:
     raise InputError(f"unknown model {model!r} ({' | '.join(kinds)})")
   return kinds[model]
@@ -156,6 +156,10 @@ def build_model(cfg, prep: dict):
     backbone = RNNClassifier(cfg.model, cfg.hidden, cfg.layers, cfg.dropout)
   elif cfg.model == "grud":
     backbone = GRUD(cfg.hidden, cfg.dropout)
+  elif cfg.model == "mtan":
+    backbone = MTAN(cfg.hidden, cfg.get("ref_points", 128), cfg.get("embed_time", 128),
+                    cfg.heads, cfg.get("classifier_hidden", 300), cfg.dropout,
+                    horizon=cfg.num_bins * cfg.bin_hours)
   else:
     backbone = TransformerClassifier(cfg.hidden, cfg.heads, cfg.layers, 2 * cfg.hidden,
                                      cfg.dropout)

@@ -78,6 +78,7 @@ class Evaluations:
       if final is not None and evaluator.final_only != final:
         continue
       loss = _LossOfBatches(self.task, evaluator.name, self._loss_fn, self._said)
+      evaluator.step = None if state is None else int(state.step)
       predict = lambda batch: self.predict(state, batch)  # noqa: E731
       for name, value in evaluator.run(predict if evaluator.reports_loss
                                        else loss.wrap(predict)):

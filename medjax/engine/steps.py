@@ -36,7 +36,8 @@ class UpdateContext:
   schedule: Callable = flax.struct.field(pytree_node=False)
   # (loss_fn(params, batch) -> (loss, aux), params, batch) -> ((loss, aux), grads)
   value_and_grad: Callable = flax.struct.field(pytree_node=False)
-  gradient_step: Callable = flax.struct.field(pytree_node=False)  # (state, batch, key)
+  # (state, batch, key, augment=True); augment=False when `update` already augmented
+  gradient_step: Callable = flax.struct.field(pytree_node=False)
 
 
 def _variables(params, model_state):
@@ -143,10 +144,12 @@ def value_and_grad(loss_fn, params, batch):
 
 
 def make_gradient_step(task: Task, apply, tx, schedule, grad_fn=value_and_grad):
-  """The default update: augment, forward + loss, gradient, optimiser step."""
-  def gradient_step(state: TrainState, batch, key):
+  """The default update: augment (unless `augment=False`: a task's `update` that
+  augmented the batch itself), forward + loss, gradient, optimiser step."""
+  def gradient_step(state: TrainState, batch, key, augment: bool = True):
     augment_rng, dropout_rng = jax.random.split(key)
-    batch = task.augment(batch, augment_rng)
+    if augment:
+      batch = task.augment(batch, augment_rng)
     mutable = list(state.model_state.keys()) or False
 
     def loss_fn(params, batch):

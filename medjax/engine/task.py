@@ -25,6 +25,7 @@ The trainer (`medjax.engine.train`) knows no task. A task hands it:
   supervised gradient step (a GAN's two optimisers, an RL rollout and update)
   overrides them and keeps everything else of the engine: mesh, jit with
   donation, checkpoints and resume, SIGTERM, NaN stop, writers.
+* `divergence(metrics)`: optional; a message stops training (as a NaN does).
 * `native_precision`: True if the model applies `config.compute_dtype` itself;
   otherwise the engine casts parameters and inputs for it (`steps.make_apply`),
   except the model inputs named in `float32_inputs`.
@@ -56,6 +57,7 @@ class Evaluator(abc.ABC):
   name: str = "eval"
   final_only: bool = False
   reports_loss: bool = False  # yields its own "loss" (then the engine adds none)
+  step: int | None = None  # set by the engine before each run: the evaluated step
 
   @abc.abstractmethod
   def run(self, predict_fn: PredictFn) -> Iterator[tuple[str, float]]:
@@ -132,3 +134,11 @@ class Task(abc.ABC):
     exist: the trainer stops on a non-finite value.
     """
     return ctx.gradient_step(state, batch, key)
+
+  def divergence(self, metrics: dict[str, float]) -> str | None:
+    """A message if the mean training metrics since the last log show that training
+    has failed although the loss is finite (a GAN's discriminator winning outright,
+    mode collapse): the trainer then stops as on a NaN, keeping the last good
+    checkpoint. None (the default) when all is well."""
+    del metrics
+    return None

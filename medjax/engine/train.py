@@ -99,8 +99,9 @@ def mean_metrics(host) -> dict[str, float]:
   return {k: float(np.mean([m[k] for m in host])) for k in host[-1]} if host else {}
 
 
-def _flush(pending, step, ckpt):
-  """Host-syncs the step metrics since the last flush; stops on a non-finite loss."""
+def _flush(pending, step, ckpt, divergence=None):
+  """Host-syncs the step metrics since the last flush; stops on a non-finite loss,
+  or when `divergence(mean metrics)` (`Task.divergence`) returns a message."""
   host = jax.device_get(pending)
   pending.clear()
   offset = first_nonfinite(host)
@@ -110,7 +111,14 @@ def _flush(pending, step, ckpt):
     raise NonFiniteLossError(
         f"loss is {host[offset]['loss']} at step {bad}; stopped. The last good checkpoint "
         f"(step {ckpt.latest_step()}) is kept in {ckpt.latest.directory}.")
-  return {f"train/{k}": v for k, v in mean_metrics(host).items()}
+  means = mean_metrics(host)
+  problem = divergence(means) if divergence and host else None
+  if problem:
+    ckpt.wait()
+    raise NonFiniteLossError(
+        f"steps {step - len(host) + 1}-{step}: {problem}; stopped. The last good "
+        f"checkpoint (step {ckpt.latest_step()}) is kept in {ckpt.latest.directory}.")
+  return {f"train/{k}": v for k, v in means.items()}
 
 
 def train_and_evaluate(config, workdir: str, task: Task) -> dict[str, float]:
@@ -192,7 +200,8 @@ def _loop(config, mesh, state, data, train_step, evals, ckpt, writer, preemption
     is_ckpt = last or bool(config.checkpoint_every) and step % config.checkpoint_every == 0
     is_log = bool(config.log_every) and step % config.log_every == 0
     if is_log or last or is_eval or is_ckpt:
-      scalars = _flush(pending, step, ckpt)  # before any save: never checkpoint a NaN
+      # Before any save: never checkpoint a NaN or a diverged state.
+      scalars = _flush(pending, step, ckpt, evals.task.divergence)
       scalars.update(dp.scalars(step) if dp else {})
       progress.log(step, scalars)
       if np.isfinite(progress.steps_per_sec):

@@ -26,8 +26,12 @@ from collections.abc import Sequence
 import grain
 import numpy as np
 
-from medjax.molecule import featurize
+from medjax.molecule import featurize, packing
 from medjax.molecule.graphs import GraphStore
+
+# Training batches packed per vectorised pass (`packing.pack_blocks`); 0: one block
+# at a time with `BlockPacker.pack` (the reference path, same batches).
+BATCHES_AHEAD = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,13 +54,6 @@ def make_budget(store: GraphStore, graphs: int, slack: float = 1.15,
   return Budget(graphs, _round_up(nodes, multiple), _round_up(edges, multiple))
 
 
-def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-  """Concatenation of arange(s, s + l) for each (s, l)."""
-  total = int(lengths.sum())
-  shift = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
-  return shift + np.arange(total)
-
-
 class BlockPacker:
   """Builds padded blocks from molecule ids of a `GraphStore`."""
 
@@ -66,6 +63,21 @@ class BlockPacker:
     self.store, self.budget = store, budget
     self.targets, self.descriptors = targets, descriptors
     self._num_atoms, self._num_edges = store.num_atoms, store.num_edges
+    self._edge_order = None
+
+  @property
+  def edge_order(self) -> packing.EdgeOrder:
+    """The store's per-molecule sorted edges, for `packing.pack_blocks` (built once)."""
+    if self._edge_order is None:
+      self._edge_order = packing.EdgeOrder(self.store)
+    return self._edge_order
+
+  def pack_many(self, id_lists: Sequence[Sequence[int]]) -> dict[str, np.ndarray]:
+    """`stack_blocks([self.pack(ids) for ids in id_lists])`, in one vectorised pass."""
+    for ids in id_lists:
+      if len(ids) > self.budget.graphs or self.take(ids) != len(ids):
+        raise ValueError(f"{len(ids)} molecules do not fit in {self.budget}")
+    return packing.pack_blocks(self, id_lists, self.edge_order)
 
   def fits(self, atoms: int, edges: int, i: int) -> bool:
     return (atoms + self._num_atoms[i] <= self.budget.nodes - 1
@@ -90,7 +102,7 @@ class BlockPacker:
     if len(ids) > g or self.take(ids) != len(ids):
       raise ValueError(f"{len(ids)} molecules do not fit in {self.budget}")
     s, na, k = self.store, self._num_atoms[ids], len(ids)
-    atom_rows = _ranges(s.atom_ptr[ids], na)
+    atom_rows = packing.ranges(s.atom_ptr[ids], na)
     n = len(atom_rows)
     b = {
         "atom_features": np.zeros((n_slots, featurize.ATOM_DIM), np.float32),
@@ -111,7 +123,7 @@ class BlockPacker:
     """Directed edges with block-local atom ids, sorted by destination atom."""
     s, n_slots, e_slots = self.store, self.budget.nodes, self.budget.edges
     na, ne = self._num_atoms[ids], self._num_edges[ids]
-    edge_rows = _ranges(s.edge_ptr[ids], ne)
+    edge_rows = packing.ranges(s.edge_ptr[ids], ne)
     e = len(edge_rows)
     atom_base = np.repeat(np.cumsum(na) - na, ne)
     edge_base = np.repeat(np.cumsum(ne) - ne, ne)
@@ -186,24 +198,33 @@ class PackedGraphIterDataset(grain.IterDataset):
   """Endless batches of `n_blocks` blocks over `ids`, reshuffled every epoch.
 
   Iterator state is three integers (epoch, position in the epoch's permutation, id
-  left over from the previous block), so checkpoints are tiny and exact.
+  left over from the previous block), so checkpoints are tiny and exact. Blocks are
+  planned and packed `batches_ahead` batches at a time (`packing.pack_blocks`); the
+  state is that after the last batch handed out, so a restored iterator repacks the
+  rest. `batches_ahead=0` packs block by block (`BlockPacker.pack`): same batches.
   """
 
-  def __init__(self, packer: BlockPacker, ids: np.ndarray, n_blocks: int, seed: int):
+  def __init__(self, packer: BlockPacker, ids: np.ndarray, n_blocks: int, seed: int,
+               batches_ahead: int = BATCHES_AHEAD):
     super().__init__()
     self._packer, self._ids, self._n_blocks, self._seed = packer, ids, n_blocks, seed
+    self._ahead = batches_ahead
 
   def __iter__(self) -> grain.DatasetIterator:
-    return _PackedGraphIterator(self._packer, self._ids, self._n_blocks, self._seed)
+    return _PackedGraphIterator(self._packer, self._ids, self._n_blocks, self._seed,
+                                self._ahead)
 
 
 class _PackedGraphIterator(grain.DatasetIterator):
 
-  def __init__(self, packer: BlockPacker, ids: np.ndarray, n_blocks: int, seed: int):
+  def __init__(self, packer: BlockPacker, ids: np.ndarray, n_blocks: int, seed: int,
+               batches_ahead: int = BATCHES_AHEAD):
     super().__init__()
     if not len(ids):
       raise ValueError("no molecules to train on")
     self._packer, self._ids, self._n_blocks, self._seed = packer, ids, n_blocks, seed
+    self._ahead = batches_ahead
+    self._sizes = (packer.store.num_atoms.tolist(), packer.store.num_edges.tolist())
     self.set_state({"epoch": 0, "position": 0, "pending": -1})
 
   def _order(self, epoch: int) -> np.ndarray:
@@ -221,33 +242,59 @@ class _PackedGraphIterator(grain.DatasetIterator):
     return int(self._epoch_order[self._position - 1])
 
   def _next_ids(self) -> list[int]:
+    """The next block's molecules: as many as fit (`BlockPacker.fits`, on lists)."""
     ids, atoms, edges = [], 0, 0
-    while len(ids) < self._packer.budget.graphs:
+    (num_atoms, num_edges), budget = self._sizes, self._packer.budget
+    while len(ids) < budget.graphs:
       i = self._next_id()
-      if not self._packer.fits(atoms, edges, i):
+      if atoms + num_atoms[i] > budget.nodes - 1 or edges + num_edges[i] > budget.edges:
         if not ids:
-          raise ValueError(f"molecule {i} does not fit in {self._packer.budget}")
+          raise ValueError(f"molecule {i} does not fit in {budget}")
         self._pending = i
         break
       ids.append(i)
-      atoms += self._packer.store.num_atoms[i]
-      edges += self._packer.store.num_edges[i]
+      atoms += num_atoms[i]
+      edges += num_edges[i]
     return ids
 
   def __next__(self) -> dict[str, np.ndarray]:
-    return stack_blocks([self._packer.pack(self._next_ids())
-                         for _ in range(self._n_blocks)])
+    if self._ahead <= 0:
+      batch = stack_blocks([self._packer.pack(self._next_ids())
+                            for _ in range(self._n_blocks)])
+      self._handed_out = self._planned_state()
+      return batch
+    if not self._queue:
+      self._pack_ahead()
+    batch, self._handed_out = self._queue.pop(0)
+    return batch
+
+  def _pack_ahead(self):
+    """Plans and packs the next `batches_ahead` batches in one pass."""
+    lists, states = [], []
+    for _ in range(self._ahead):
+      lists += [self._next_ids() for _ in range(self._n_blocks)]
+      states.append(self._planned_state())
+    arrays = packing.pack_blocks(self._packer, lists, self._packer.edge_order)
+    arrays = {k: v.reshape(self._ahead, self._n_blocks, *v.shape[1:])
+              for k, v in arrays.items()}
+    self._queue = [({k: v[b] for k, v in arrays.items()}, state)
+                   for b, state in enumerate(states)]
+
+  def _planned_state(self):
+    return {"epoch": self._epoch, "position": self._position, "pending": self._pending}
 
   def get_state(self):
-    return {"epoch": self._epoch, "position": self._position, "pending": self._pending}
+    return dict(self._handed_out)
 
   def set_state(self, state):
     self._epoch, self._position = int(state["epoch"]), int(state["position"])
     self._pending = int(state["pending"])
     self._epoch_order = self._order(self._epoch)
+    self._queue, self._handed_out = [], self._planned_state()
 
 
-def training_stream(packer: BlockPacker, ids: np.ndarray, n_blocks: int,
-                    seed: int) -> grain.IterDataset:
+def training_stream(packer: BlockPacker, ids: np.ndarray, n_blocks: int, seed: int,
+                    batches_ahead: int = BATCHES_AHEAD) -> grain.IterDataset:
   """Endless, reshuffled each epoch, checkpointable."""
-  return PackedGraphIterDataset(packer, np.asarray(ids, np.int64), n_blocks, seed)
+  return PackedGraphIterDataset(packer, np.asarray(ids, np.int64), n_blocks, seed,
+                                batches_ahead)

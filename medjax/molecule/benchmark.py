@@ -2,6 +2,8 @@
 
 The train step is the engine's (jitted, donated, on a mesh over the local devices);
 batches come from the task's own pipeline, so the time includes host-side packing.
+`Clock` and the `time_*` helpers split that into packing, transfer, step alone and
+the whole pipeline (experiments/bench/molecule_pipeline.py).
 """
 
 from __future__ import annotations
@@ -52,3 +54,71 @@ def training(config, task, steps: int = 50, warmup: int = 5) -> dict[str, float]
           # On a shared machine wall time depends on the load; CPU time much less.
           "train/cpu_seconds_per_1k_molecules": 1000 * cpu_seconds / molecules,
           "train/node_budget": float(budget.nodes), "train/edge_budget": float(budget.edges)}
+
+
+# ----- pipeline vs step (experiments/bench/molecule_pipeline.py) ----------------------
+
+
+def per_array_transfer(batch, mesh) -> dict[str, jax.Array]:
+  """The device transfer before `mesh.shard_batch` used one `jax.device_put` call:
+  one `make_array_from_process_local_data` per array (the reference, for "before")."""
+  sharding = mesh_lib.batch_sharding(mesh)
+  return {k: jax.make_array_from_process_local_data(sharding, np.asarray(v))
+          for k, v in batch.items()}
+
+
+def _molecules(batch) -> int:
+  return int(np.sum(batch["_mask"]))
+
+
+class Clock:
+  """Molecules, wall seconds and process CPU seconds (all threads) of timed runs. On a
+  shared machine wall time follows the load; CPU time much less."""
+
+  def __init__(self):
+    self.molecules, self.seconds, self.cpu_seconds = 0, 0.0, 0.0
+
+  def __enter__(self):
+    self._wall, self._cpu = time.perf_counter(), time.process_time()
+    return self
+
+  def __exit__(self, *exc):
+    self.seconds += time.perf_counter() - self._wall
+    self.cpu_seconds += time.process_time() - self._cpu
+
+  def rates(self) -> tuple[float, float]:
+    """(molecules per wall second, molecules per CPU second)."""
+    return self.molecules / self.seconds, self.molecules / self.cpu_seconds
+
+
+def time_host(clock: Clock, data, steps: int, mesh=None, transfer=None) -> None:
+  """`steps` batches of `data` packed (and, with `transfer`, moved to the device and
+  waited for), without training."""
+  with clock:
+    for _ in range(steps):
+      batch = next(data)
+      clock.molecules += _molecules(batch)
+      if transfer is not None:
+        jax.block_until_ready(transfer(batch, mesh))
+
+
+def time_step(clock: Clock, state, train_step, device_batches, molecules: list[int]):
+  """The train step alone on batches already on the device; returns the state."""
+  with clock:
+    for batch in device_batches:
+      state, metrics = train_step(state, batch)
+    jax.block_until_ready(metrics)
+  clock.molecules += sum(molecules)
+  return state
+
+
+def time_pipeline(clock: Clock, state, train_step, data, steps: int, mesh, transfer):
+  """As the engine's loop trains (medjax/engine/train.py): `train_step(state,
+  transfer(next(data)))`, metrics not waited for until the end; returns the state."""
+  with clock:
+    for _ in range(steps):
+      batch = next(data)
+      clock.molecules += _molecules(batch)
+      state, metrics = train_step(state, transfer(batch, mesh))
+    jax.block_until_ready(metrics)
+  return state

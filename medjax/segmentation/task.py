@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import os
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -22,10 +23,12 @@ from medjax.segmentation import metrics as metrics_lib
 from medjax.segmentation import report
 from medjax.segmentation import conv3d
 from medjax.segmentation import resunet
+from medjax.segmentation import synthetic
 from medjax.segmentation import transforms
 from medjax.segmentation import unet
 from medjax.segmentation.data import pipeline
 from medjax.segmentation.data import sources
+from medjax.segmentation.data import subset
 
 _RAW_FOLDERS = {"lung_ct_2d": "lung_ct_2d", "drive": "drive"}
 LOSSES = ("ce", "dice", "dice_ce")
@@ -208,6 +211,7 @@ class SegmentationTask(Task):
     self.config = task_config
     self.model = make_model(task_config, compute_dtype)
     self.preprocess = make_preprocess(task_config)
+    synthetic.options(task_config)  # bad task.synthetic fields fail here, not at the step
 
   def _source(self, split):
     c = self.config
@@ -216,14 +220,20 @@ class SegmentationTask(Task):
 
   @functools.cached_property
   def train_source(self):
-    return self._source(self.config.train_split)
+    """The training split, or `task.train_count` of its examples (k-shot runs)."""
+    c = self.config
+    return subset.take(self._source(c.train_split), c.get("train_count", 0),
+                       c.get("train_subset_seed", 0))
 
   @functools.cached_property
   def eval_sources(self):
     return {split: self._source(split) for split in self.config.eval_splits}
 
   def prepare(self):
-    """Prepares (if needed) and opens every split now, so that bad data fails early."""
+    """Prepares (if needed) and opens every split now, so that bad data fails early;
+    loads the GAN of `task.synthetic` (training only: prediction never needs it)."""
+    if self.mixer.enabled:
+      self.mixer.load()
     return self.train_source, self.eval_sources
 
   def in_channels(self) -> int:
@@ -247,6 +257,22 @@ class SegmentationTask(Task):
     total = {"ce": ce, "dice": dice,
              "dice_ce": self.config.dice_weight * dice + ce}[self.config.loss]
     return total, {"ce": ce, "soft_dice_loss": dice}
+
+  @functools.cached_property
+  def mixer(self) -> synthetic.Mixer:
+    """Mixes GAN pairs into training batches (`task.synthetic`); loads the GAN on use."""
+    return synthetic.Mixer(self.config)
+
+  def update(self, state, batch, key, ctx):
+    """The default gradient step; with `task.synthetic.ratio` > 0, the batch is
+    augmented (cropped) first, then that fraction of its rows is replaced by
+    generated pairs (`synthetic.Mixer`: the generator runs at the crop size), and the
+    gradient step skips its own augmentation."""
+    if not self.mixer.enabled:
+      return ctx.gradient_step(state, batch, key)
+    augment_key, mix_key, step_key = jax.random.split(key, 3)
+    batch = self.mixer.mix(self.augment(batch, augment_key), mix_key)
+    return ctx.gradient_step(state, batch, step_key, augment=False)
 
   def augment(self, batch, key):
     a = self.config.augment

@@ -49,7 +49,7 @@ def grud_run(data_dirs, tmp_path_factory):
   return workdir, task, results
 
 
-_SLOW_PRESETS = ("p12_gru", "p12_transformer", "mimic_demo_retain")  # 12-21 s each: -m slow
+_SLOW_PRESETS = ("p12_gru", "p12_transformer", "p12_mtan", "mimic_demo_retain")  # 12-21 s each: -m slow
 
 
 @pytest.mark.parametrize("preset", [  # eicu: same code path

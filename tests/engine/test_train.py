@@ -64,3 +64,31 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
 def test_batch_size_must_fit_devices(tmp_path):
   with pytest.raises(ValueError, match="config.batch_size=6"):
     train.train_and_evaluate(toy_config(batch_size=6), str(tmp_path), ToyTask())
+
+
+class _DivergingTask(ToyTask):
+  """Reports divergence once a logged mean loss falls below a floor."""
+
+  def __init__(self, floor, **kw):
+    super().__init__(**kw)
+    self.floor, self.seen = floor, []
+
+  def divergence(self, metrics):
+    self.seen.append(metrics["loss"])
+    return f"loss {metrics['loss']:.3g} below {self.floor}" if metrics["loss"] < self.floor \
+        else None
+
+
+def test_task_divergence_stops_like_a_nan_and_keeps_the_last_good_checkpoint(tmp_path):
+  config = toy_config()
+  probe = _DivergingTask(floor=-1.0)  # never: learn the losses logged at each flush
+  train.train_and_evaluate(config, str(tmp_path / "probe"), probe)
+  floor = (probe.seen[1] + probe.seen[2]) / 2  # crossed at the third flush, not before
+  task = _DivergingTask(floor=floor)
+  with pytest.raises(train.NonFiniteLossError, match=r"steps \d+-\d+: loss .* below"):
+    train.train_and_evaluate(config, str(tmp_path / "run"), task)
+  assert len(task.seen) == 3
+  ckpt = checkpoint_lib.Checkpointer(str(tmp_path / "run"), async_save=False)
+  steps = ckpt.latest.all_steps()
+  ckpt.close()
+  assert steps and max(steps) < 12  # the diverged state itself was not saved
