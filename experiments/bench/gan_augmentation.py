@@ -73,14 +73,20 @@ def seg_variants(k: int, gan_workdir: str) -> list[compare.Variant]:
   return [arms[a] for a in _ARMS.value]
 
 
-def train_gan(k: int) -> str:
+def train_gan(k: int) -> str | None:
+  """The GAN of k images (trained unless done); None if its training failed (e.g.
+  stopped on divergence: the message is in its log), so the study goes on."""
   workdir = os.path.join(_OUT_DIR.value, f"generator_k{k}")
   command = gan_command(k, workdir)
   if _DRY_RUN.value:
     print(" ".join(command))
-  elif not os.path.exists(os.path.join(workdir, "metrics.json")):
+    return workdir
+  compare._check_same_command(workdir, command)  # pylint: disable=protected-access
+  if not os.path.exists(os.path.join(workdir, "metrics.json")):
     print("running:", " ".join(command), flush=True)
-    subprocess.run(command, check=True)
+    if subprocess.run(command, check=False).returncode:
+      print(f"the GAN of k={k} failed: no GAN arm for k={k}", flush=True)
+      return None
   return workdir
 
 
@@ -115,6 +121,15 @@ def table(rows: dict, metric: str) -> str:
   return "\n".join(lines) + "\n"
 
 
+def sample_table(samples: dict, features: str) -> str:
+  lines = [f"Samples vs the validation images, features of {features}'s U-Net encoder:", "",
+           "| k | KID | FID | precision | recall |", "|---|---|---|---|---|"]
+  for k, s in samples.items():
+    lines.append(f"| {k or 'all'} | {s['kid_mean']:.4f} ± {s['kid_std']:.4f} | "
+                 f"{s['fid']:.2f} | {s['precision']:.3f} | {s['recall']:.3f} |")
+  return "\n".join(lines) + "\n"
+
+
 def main(argv):
   del argv
   counts, seeds = [int(k) for k in _COUNTS.value], [int(s) for s in _SEEDS.value]
@@ -123,19 +138,24 @@ def main(argv):
   for k in counts:
     gans[k] = (train_gan(k) if "gan" in _ARMS.value else
                os.path.join(_OUT_DIR.value, f"generator_k{k}"))
-    results = compare.run_all("segmentation", config, seg_variants(k, gans[k]), seeds,
-                              _OUT_DIR.value, dry_run=_DRY_RUN.value)
+    variants = seg_variants(k, gans[k])
+    if gans[k] is None:
+      variants = [v for v in variants if v.label.startswith("real_")]
+    results = compare.run_all("segmentation", config, variants, seeds, _OUT_DIR.value,
+                              dry_run=_DRY_RUN.value)
     if not _DRY_RUN.value and len(results) == 2:
       rows[k] = paired(results[f"real_k{k}"], results[f"gan_k{k}"], metric)
   if _DRY_RUN.value or not rows:
     return
   report = {"metric": metric, "ratio": _RATIO.value, "rows": rows}
+  text = table(rows, metric) + (
+      "\nOne GAN per k, shared by the seeds: the sd is over segmentation seeds only.\n")
   if _EVALUATE.value:
     largest = max(counts, key=lambda k: k or 10**9)
     features = os.path.join(_OUT_DIR.value, f"real_k{largest}", f"seed{seeds[0]}")
-    report["samples"] = {k: sample_metrics(gans[k], features) for k in counts}
+    report["samples"] = {k: sample_metrics(gans[k], features) for k in counts if gans[k]}
     report["feature_workdir"] = features
-  text = table(rows, metric)
+    text += "\n" + sample_table(report["samples"], features)
   with open(os.path.join(_OUT_DIR.value, "study.md"), "w", encoding="utf-8") as f:
     f.write(text)
   with open(os.path.join(_OUT_DIR.value, "study.json"), "w", encoding="utf-8") as f:

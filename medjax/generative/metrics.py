@@ -52,15 +52,25 @@ def mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
 def kid(real, fake, subsets: int = 100, subset_size: int = 1000,
         seed: int = 0) -> tuple[float, float]:
   """(mean, std) of the unbiased MMD^2 over `subsets` random subsets of each set,
-  drawn without replacement, of min(subset_size, len(real), len(fake)) samples."""
+  drawn without replacement, of min(subset_size, len(real), len(fake)) samples.
+
+  When both sets are that small, every "subset" is a whole set and the spread would
+  be 0: the mean is then the whole sets' MMD^2 and the std is that of half-size
+  subsets (an upper bound on the whole-set estimate's).
+  """
   real, fake = _features(real, fake, 2, "KID")
   m = min(subset_size, len(real), len(fake))
   if m < 2:
     raise InputError(f"KID: subset_size must be at least 2, got {subset_size}")
   rng = np.random.default_rng(seed)
-  values = [mmd2_unbiased(fake[rng.choice(len(fake), m, replace=False)],
-                          real[rng.choice(len(real), m, replace=False)])
+
+  def draws(size):
+    return [mmd2_unbiased(fake[rng.choice(len(fake), size, replace=False)],
+                          real[rng.choice(len(real), size, replace=False)])
             for _ in range(subsets)]
+  if m == len(real) == len(fake):
+    return mmd2_unbiased(fake, real), float(np.std(draws(max(2, m // 2))))
+  values = draws(m)
   return float(np.mean(values)), float(np.std(values))
 
 

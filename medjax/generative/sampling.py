@@ -10,6 +10,7 @@ import dataclasses
 import os
 from typing import Any
 
+from absl import logging
 import jax
 import jax.numpy as jnp
 
@@ -56,6 +57,12 @@ def load_generator(workdir: str, flag: str = "config.task.synthetic.workdir") ->
     state, _ = restore.load_for_prediction(config, workdir, task, best=False)
   except InputError as e:
     raise InputError(f"{flag}={workdir!r}: {e}") from None
+  step = int(state.step)
+  if step < config.total_steps:
+    logging.warning("%s: the GAN stopped at step %d of %d (unfinished); sampling from it",
+                    workdir, step, config.total_steps)
+  else:
+    logging.info("GAN of %s: step %d", workdir, step)
   return Generator(config=config, module=gan_task.generator_module(task.model),
                    params=jax.device_get(state.params["generator_ema"]),
                    num_classes=config.task.data.num_classes,

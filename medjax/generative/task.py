@@ -42,6 +42,8 @@ def generator_module(model: models.GanModel) -> models.SpadeGenerator:
 class GanTask(Task):
   """Trains `GanModel` on the (image, mask) pairs of a segmentation dataset."""
 
+  native_precision = True  # float32 throughout (the update applies the model itself)
+
   def __init__(self, task_config, workdir: str | None = None):
     g = task_config.gan
     if g.loss not in losses.ADVERSARIAL:
@@ -142,7 +144,7 @@ class GanTask(Task):
       matching = losses.feature_matching([[f[:rows] for f in feats] for _, feats in both],
                                          [[f[rows:] for f in feats] for _, feats in both],
                                          weight)
-      l1 = jnp.mean(jnp.abs(fake - batch["image"]))
+      l1 = losses.weighted_mean(jnp.abs(fake - batch["image"]), weight)
       loss = adversarial + g.feature_matching * matching + g.l1 * l1
       return loss, (adversarial, matching, l1, losses.batch_spread(fake, weight) /
                     (losses.batch_spread(batch["image"], weight) + 1e-6))

@@ -10,6 +10,8 @@ the train step traces), so predicting from a finished run never needs it.
 
 from __future__ import annotations
 
+import os
+
 import jax
 import jax.numpy as jnp
 
@@ -46,8 +48,14 @@ def options(task_config):
 
 
 def synthetic_rows(ratio: float, batch_size: int) -> int:
-  """round(ratio x batch_size), halves up, at least 1 when ratio > 0."""
-  return max(1, int(ratio * batch_size + 0.5)) if ratio > 0 else 0
+  """round(ratio x batch_size), halves up, at least 1 when ratio > 0, and at most
+  batch_size - 1: every batch keeps a real row."""
+  if ratio <= 0:
+    return 0
+  if batch_size < 2:
+    raise InputError(f"config.task.synthetic.ratio={ratio} needs batches of 2 or more "
+                     f"rows per device batch (got {batch_size}): one real, one generated")
+  return min(batch_size - 1, max(1, int(ratio * batch_size + 0.5)))
 
 
 def _expected(task_config) -> dict:
@@ -63,10 +71,29 @@ def _expected(task_config) -> dict:
   return out
 
 
+_SAME_IMAGES = ("dataset", "train_split", "train_count", "train_subset_seed")
+
+
+def _training_images(c) -> dict:
+  """What picks a config's training images (the GAN must have seen only those)."""
+  out = {f: c.get(f, d) for f, d in zip(_SAME_IMAGES, ("", "train", 0, 0))}
+  raw = c.get("raw_dir", "")
+  out["raw_dir"] = os.path.realpath(raw) if raw else ""
+  return out
+
+
 def check_generator(task_config, generator, workdir: str) -> None:
   """InputError naming both values where `generator` (trained on the segmentation
-  config `generator.config.task.data`) does not fit `task_config`."""
+  config `generator.config.task.data`) does not fit `task_config`: other classes or
+  preprocessing, or other training images (a GAN that saw images the segmentation
+  run must not see would leak them)."""
   where = f"the GAN of config.task.synthetic.workdir={workdir!r}"
+  mine, gans = _training_images(task_config), _training_images(generator.config.task.data)
+  for field, value in mine.items():
+    if gans[field] != value:
+      raise InputError(f"config.task.{field}={value!r} but {where} was trained with "
+                       f"config.task.data.{field}={gans[field]!r}: the GAN must be "
+                       "trained on the same training images")
   if int(generator.num_classes) != int(task_config.num_classes):
     raise InputError(f"config.task.num_classes={task_config.num_classes} does not match "
                      f"{where} ({generator.num_classes} classes)")
@@ -108,25 +135,31 @@ class Mixer:
     return self._generator
 
   def labels(self, batch, order_key: jax.Array, deform_key: jax.Array) -> jax.Array:
-    """Deformed copies of the batch's real masks, in random order, one per synthetic row."""
+    """Deformed copies of the batch's real masks, in random order, one per synthetic
+    row, and of their valid regions (deformed together: label * 2 + valid)."""
     n = synthetic_rows(self.options.ratio, batch["label"].shape[0])
     scores = jax.random.uniform(order_key, batch["label"].shape[:1])
     if "_mask" in batch:  # real rows first (training batches have no padding, but still)
       scores = scores + 2.0 * (batch["_mask"] <= 0)
     rows = jnp.argsort(scores)[:n]
     s = self.options
-    return labels_lib.random_label_maps(
-        batch["label"][rows], deform_key, max_degrees=s.max_degrees, scale=s.scale,
+    valid = (batch["valid"][rows] > 0 if "valid" in batch
+             else jnp.ones(batch["label"][rows].shape, bool))
+    both = labels_lib.random_label_maps(
+        batch["label"][rows] * 2 + valid.astype(batch["label"].dtype), deform_key,
+        max_degrees=s.max_degrees, scale=s.scale,
         translate=s.translate, elastic_alpha=s.elastic_alpha, elastic_sigma=s.elastic_sigma,
         flip=s.get("flip", True))
+    return both // 2, both % 2
 
   def mix(self, batch, key: jax.Array):
     """`batch` with its first `synthetic_rows` rows generated pairs: image from the
-    GAN, label a deformed real mask, valid 1 and _mask 1; other keys unchanged."""
+    GAN, label a deformed real mask, valid its deformed valid region, _mask 1; other
+    keys unchanged."""
     generator = self.load()
     # One split: each threefry call site costs XLA:CPU ~0.5 s to compile.
     order_key, deform_key, image_key = jax.random.split(key, 3)
-    labels = self.labels(batch, order_key, deform_key)
+    labels, valid = self.labels(batch, order_key, deform_key)
     images = generator.generate(self._params, labels, image_key)
     image = batch["image"]
     expected = labels.shape + image.shape[-1:]
@@ -138,7 +171,8 @@ class Mixer:
     out = dict(batch)
     out["image"] = image.at[:n].set(images.astype(image.dtype))
     out["label"] = batch["label"].at[:n].set(labels.astype(batch["label"].dtype))
-    for key_name in ("valid", "_mask"):
-      if key_name in batch:
-        out[key_name] = batch[key_name].at[:n].set(1)
+    if "valid" in batch:  # the real row's valid region (a fundus FOV), deformed alike
+      out["valid"] = batch["valid"].at[:n].set(valid.astype(batch["valid"].dtype))
+    if "_mask" in batch:
+      out["_mask"] = batch["_mask"].at[:n].set(1)
     return out

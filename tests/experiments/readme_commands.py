@@ -37,7 +37,8 @@ _ASSIGNMENT = re.compile(r"^[A-Za-z_]\w*=")
 # Flags whose relative values are files the command reads or writes: they are moved
 # into the test's folder (inputs must be one of INPUTS).
 INPUT_FLAGS = ("--input_csv", "--input_dir", "--config.task.csv_path")
-OUTPUT_FLAGS = ("--workdir", "--output_csv", "--output_dir", "--out_dir")
+OUTPUT_FLAGS = ("--workdir", "--output_csv", "--output_dir", "--out_dir", "--feature_workdir",
+                "--config.task.synthetic.workdir")
 PLACEHOLDER = "/path/to/"
 
 

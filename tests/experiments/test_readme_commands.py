@@ -193,10 +193,22 @@ def _check_launcher(argv, stdout):
 
 
 SEG = r"^experiments\.segmentation .*segmentation\.py:"
+GEN = r"^experiments\.generative .*generative\.py:quick\b"
+SEG_TINY = (*SEGMENTATION, *(f"--config.task.builder.{k}" for k in ("num_train=8", "num_val=4",
+                                                                      "size=32")))
+GAN_TINY = ("--config.total_steps=2", "--config.eval_every=0", "--config.checkpoint_every=2",
+            *(f"--config.task.data.builder.{k}" for k in ("num_train=8", "num_val=4", "size=32")))
 CASES = (
-    Case("segmentation_quick", SEG + r"quick\b",
-         extra=(*SEGMENTATION, "--config.task.builder.num_train=8",
-                "--config.task.builder.num_val=4", "--config.task.builder.size=32"),
+    Case("generative_quick", GEN, exclude="--mode=", extra=GAN_TINY,
+         outputs=(("--workdir", "metrics.json"), ("--workdir", "samples/step_000002.png"))),
+    Case("segmentation_gan", SEG + r"quick\b.*synthetic", extra=SEG_TINY, needs="generative_quick",
+         outputs=(("--workdir", "metrics.json"),)),
+    Case("generative_evaluate", GEN + ".*--mode=evaluate", needs="segmentation_gan",
+         outputs=(("--workdir", "evaluation/sample_metrics.json"),
+                  ("--workdir", "evaluation/pairs.png"))),
+    Case("gan_study", r"^experiments\.bench\.gan_augmentation ", extra=("--dry_run",),
+         slow=False),
+    Case("segmentation_quick", SEG + r"quick\b", exclude="synthetic", extra=SEG_TINY,
          outputs=(*(("--workdir", f) for f in RUN_FILES), ("--workdir", "overlays.png"),
                   ("--workdir", "checkpoints")), check=_check_events),
     Case("segmentation_lung_ct", SEG + r"lung_ct\b", exclude=r"--mode=", extra=SEGMENTATION,

@@ -130,3 +130,11 @@ def test_precision_recall_hand_made_cases():
   # 0.2, 1.02 and 1.2 from (0, 1.2), (1, 0) is 1.56: recall 3/4. Precision: (0, 1.2) is
   # 0.2 from (0, 1), (0, 2.5) is 1.5 from it: 1/2.
   assert metrics.precision_recall(real, np.array([[0.0, 1.2], [0.0, 2.5]]), k=1) == (0.5, 0.75)
+
+
+def test_kid_of_sets_smaller_than_a_subset_is_the_whole_sets_mmd_with_a_real_spread():
+  rng = np.random.default_rng(5)
+  real, fake = rng.normal(size=(12, 4)), rng.normal(0.5, 1.0, size=(12, 4))
+  mean, std = metrics.kid(real, fake, subsets=10, subset_size=1000)
+  assert mean == pytest.approx(metrics.mmd2_unbiased(fake, real))
+  assert std > 0  # half-size subsets differ; whole-set "subsets" would all be equal

@@ -58,8 +58,8 @@ def _batch(batch=8, size=16, classes=2, seed=0):
 
 
 @pytest.mark.parametrize("ratio,batch,rows", [(0.0, 8, 0), (0.01, 8, 1), (0.3, 8, 2),
-                                               (0.5, 5, 3), (0.9, 4, 4)])
-def test_synthetic_rows_rounds_half_up_with_at_least_one(ratio, batch, rows):
+                                               (0.5, 5, 3), (0.9, 4, 3), (0.95, 8, 7)])
+def test_synthetic_rows_rounds_half_up_keeping_one_real_and_one_generated_row(ratio, batch, rows):
   assert synthetic.synthetic_rows(ratio, batch) == rows
 
 
@@ -97,11 +97,12 @@ def test_update_steps_on_the_generators_images_of_the_batchs_own_masks(monkeypat
   n = 2
   np.testing.assert_allclose(out["image"][:n], out["label"][:n, :, :, None] * 0.2 + 0.1,
                              rtol=1e-6)
-  sources = [next(i for i in range(8) if any(np.array_equal(m, f)
-                                             for f in _flips(batch["label"][i])))
-             for m in out["label"][:n]]
-  assert len(set(sources)) == n  # distinct rows of the batch (a permutation)
-  np.testing.assert_array_equal(out["valid"][:n], 1)
+  # (source row, flip) of each synthetic row; its valid region is flipped alike.
+  pairs = [next((i, j) for i in range(8) for j, f in enumerate(_flips(batch["label"][i]))
+                if np.array_equal(m, f)) for m in out["label"][:n]]
+  assert len({i for i, _ in pairs}) == n  # distinct rows of the batch (a permutation)
+  for row, (i, j) in enumerate(pairs):
+    np.testing.assert_array_equal(out["valid"][row], _flips(batch["valid"][i])[j])
   np.testing.assert_array_equal(out["_mask"], 1)
   for name in batch:  # the real rows are untouched
     np.testing.assert_array_equal(out[name][n:], batch[name][n:])
@@ -163,6 +164,18 @@ def test_a_generator_for_other_preprocessing_is_an_input_error(monkeypatch):
   other.preprocess, other.channels = "uint8", (1,)
   message = _mismatch(monkeypatch, config, FakeGenerator(other))
   assert "config.task.preprocess='ct'" in message and "'uint8'" in message
+
+
+@pytest.mark.parametrize("field,value", [("train_count", 187), ("train_subset_seed", 1),
+                                         ("dataset", "drive")])
+def test_a_generator_trained_on_other_images_is_an_input_error(monkeypatch, field, value):
+  config = _config()
+  config.train_count = 8
+  other = _config()
+  other.train_count = 8
+  other[field] = value
+  message = _mismatch(monkeypatch, config, FakeGenerator(other))
+  assert f"config.task.data.{field}={value!r}" in message and "same training images" in message
 
 
 @pytest.mark.slow  # a U-Net train step's compile: ~20 s of CPU
