@@ -7,7 +7,7 @@ preset's task config (dataset, k-shot `train_count`, preprocessing, crops), so
 `--config.task.data.train_count=16` trains the GAN on the same 16 images as a
 segmentation run with `--config.task.train_count=16`.
 
-Presets: quick (synthetic CT phantom, 64x64), lung_ct (shared lung_ct_2d, 128x128
+Presets: quick (the segmentation quick preset's CT phantom, 96x96), lung_ct (shared lung_ct_2d, 128x128
 crops), drive (DRIVE green channel, 96x96 patches).
 """
 
@@ -46,8 +46,7 @@ def _data(preset: str, **overrides) -> ml_collections.ConfigDict:
 
 
 def _quick(c):
-  c.task.data = _data("quick")
-  c.task.data.builder = ml_collections.ConfigDict(dict(num_train=64, num_val=8, size=64))
+  c.task.data = _data("quick")  # the segmentation quick preset's phantom (96x96)
   c.task.gan.generator_features = (32, 16, 8)
   c.task.gan.discriminator_features = (8, 16, 32)
   c.batch_size = 8

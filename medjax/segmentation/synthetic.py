@@ -79,6 +79,8 @@ def _training_images(c) -> dict:
   out = {f: c.get(f, d) for f, d in zip(_SAME_IMAGES, ("", "train", 0, 0))}
   raw = c.get("raw_dir", "")
   out["raw_dir"] = os.path.realpath(raw) if raw else ""
+  builder = c.get("builder")  # e.g. a phantom's sizes and seed
+  out["builder"] = builder.to_dict() if builder is not None else {}
   return out
 
 
