@@ -77,10 +77,11 @@ class PrivateTraining:
     _positive(p, "clip_norm")
     if p.microbatches < 1:
       raise InputError(f"config.privacy.microbatches={p.microbatches} must be >= 1")
-    if not hasattr(task, "train_source"):
+    if not callable(getattr(type(task), "train_source", None)):  # absent, or a property
       raise InputError(f"config.privacy.enabled: {type(task).__name__} has no "
-                       "train_source() (random access to its training examples), which "
-                       "Poisson sampling needs")
+                       "train_source() (random access to its training examples as "
+                       "padded batches), which Poisson sampling needs; DP-SGD runs the "
+                       "EHR and molecule tasks")
     self.source = task.train_source()
     self.n = len(self.source)
     self.q = config.batch_size / max(self.n, 1)
