@@ -105,3 +105,11 @@ def test_private_run_reports_epsilon_and_resumes(tmp_path):
   c.total_steps = 30  # sigma was calibrated for 20 steps: refused, not recalibrated
   with pytest.raises(InputError, match="another DP mechanism"):
     train.train_and_evaluate(c, workdir, TinyTask(n=64))
+
+
+def test_a_task_whose_train_source_is_a_property_is_refused_clearly():
+  class PropertySource(TinyTask):
+    train_source = property(lambda self: [])  # as SegmentationTask's (no padded batches)
+
+  with pytest.raises(InputError, match="PropertySource has no train_source"):
+    training.PrivateTraining(_config(), PropertySource(n=64))
