@@ -41,6 +41,37 @@ OUTPUT_FLAGS = ("--workdir", "--output_csv", "--output_dir", "--out_dir", "--fea
                 "--config.task.synthetic.workdir")
 PLACEHOLDER = "/path/to/"
 
+# Tiny overrides appended to the README commands by their cases.
+_STEPS = ("--config.total_steps=2", "--config.eval_every=0",
+          "--config.optimizer.warmup_steps=0", "--config.async_checkpoints=False")
+SEGMENTATION = (*_STEPS, "--config.batch_size=2", "--config.task.model.features=(4,8)",
+                "--config.task.eval_batch_size=2")
+MOLECULE = (*_STEPS, "--config.task.epochs=0", "--config.batch_size=8", "--config.task.hidden=16",
+            "--config.task.head_hidden=16", "--config.task.depth=2")
+EHR_OVERRIDES = ("total_steps=2", "eval_every=0", "optimizer.warmup_steps=0",
+                 "async_checkpoints=False", "batch_size=8", "task.hidden=8",
+                 "task.embed_dim=8", "task.pad_multiple=8", "task.synthetic_stays=80")
+EHR = tuple(f"--config.{o}" for o in EHR_OVERRIDES)
+RUN_FILES = ("metrics.json", "metrics.jsonl", "learning_curves.png")
+CLASSIFICATION = (*_STEPS, "--config.batch_size=8", "--config.task.eval_batch_size=4",
+                  "--config.task.bootstrap=20", "--config.task.model.kwargs.width=0.125")
+SMALL_2D = ("--config.task.builder.size=(16,16)", "--config.task.builder.val_fraction=0.3")
+CLS = r"^experiments\.classification .*classification\.py:"
+CLS_FILES = ("roc_val.png", "calibration_val.png", "predictions_val.csv", "report_val.json",
+             "thresholds.json", "classification.json")
+VOLUMES = (*SEGMENTATION, "--config.task.patch_size=(8,8,8)",
+           "--config.task.volume.val_fraction=0.34")
+
+
+EXPLAIN = ("--config.explain.examples=2", "--config.explain.ig_steps=4",
+           "--config.explain.smoothgrad_samples=2", "--config.explain.faithfulness_steps=4",
+           "--config.explain.random_seeds=1")
+EXPLAIN_FILES = (("--workdir", "explain/checks.json"),)
+SEG_TINY = (*SEGMENTATION, *(f"--config.task.builder.{k}" for k in ("num_train=8", "num_val=4",
+                                                                      "size=32")))
+GAN_TINY = ("--config.total_steps=2", "--config.eval_every=0", "--config.checkpoint_every=2",
+            *(f"--config.task.data.builder.{k}" for k in ("num_train=8", "num_val=4", "size=32")))
+
 
 def extract(markdown: str) -> list[list[str]]:
   """argv after `python -m` (module first) of each command in the bash blocks."""
