@@ -11,6 +11,8 @@ generator step in one jitted update, and the generator's EMA; everything else
 
 from __future__ import annotations
 
+import functools
+
 import flax
 import jax
 import jax.numpy as jnp
@@ -73,6 +75,12 @@ class GanTask(Task):
     return jnp.sum(l1 * weight) / jnp.maximum(jnp.sum(weight), 1.0), {}
 
   def evaluators(self):
+    return self._evaluators
+
+  @functools.cached_property
+  def _evaluators(self):
+    """Built once: the sample evaluator keeps its preprocessed label maps between
+    evaluations (the engine asks for the evaluators at each one)."""
     split = self.config.data.eval_splits[0] if self.config.data.eval_splits else None
     if split is None:
       return []
