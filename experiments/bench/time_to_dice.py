@@ -23,7 +23,8 @@ or once the highest target is reached. Lung CT (targets 0.96, 0.97 on val/dice):
 
 DRIVE: `--config=...:drive --config.task.raw_dir=... --targets=0.80`
 (metric val/pooled_f1, the preset's best_metric). Prints a table and writes
-`<workdir>/time_to_dice.json`.
+`<workdir>/time_to_dice.json`. Each medjax model's folder keeps its config, run files
+and last checkpoint, so `experiments.segmentation --mode=evaluate/predict` can use it.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from ml_collections import config_flags
 import numpy as np
 
 from medjax.engine import runtime
+from medjax.engine import workdir as workdir_lib
 from medjax.engine.errors import InputError
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Segmentation config[:preset].",
@@ -132,6 +134,8 @@ def run_child(model: str, workdir: str):
   task = task_lib.make_task(config.task, config.compute_dtype)
   task.prepare()
   os.makedirs(workdir, exist_ok=True)
+  workdir_lib.save_config(workdir, config)  # predict / evaluate modes read them back
+  task.write_run_files(workdir)
   clock = _Clock(metric_name(), max(map(float, _TARGETS.value)), _MAX_SECONDS.value,
                  config.total_steps, os.path.join(workdir, RESULT))
   evaluators = task.evaluators
