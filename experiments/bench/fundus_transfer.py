@@ -43,6 +43,9 @@ _SCALES = flags.DEFINE_list("scales", ["0.6", "1", "1.5", "1.85"], "Resampling f
                             "(1.85: DRIVE's 540 px FOV at a 999-px-wide camera's ~1000).")
 _ARMS = flags.DEFINE_list("arms", ["plain", "fov", "fov_tta", "tta"], "Evaluation arms.")
 _OUT_DIR = flags.DEFINE_string("out_dir", None, "Where resampled folders and results go.")
+_CONFIG = flags.DEFINE_string("config", "experiments/configs/segmentation.py:drive",
+                              "--config of the evaluate commands (the workdir's saved "
+                              "config.json overrides its model and preprocessing).")
 _METRICS = ("pooled_f1", "pixel_auc", "pooled_sensitivity", "pooled_specificity")
 flags.mark_flags_as_required(["workdir", "raw_dir", "out_dir"])
 
@@ -75,8 +78,9 @@ def resample_folder(raw_dir: str, ids, scale: float, out: str) -> str:
   return out
 
 
-def evaluate_command(workdir: str, folder: str, arm: str) -> list[str]:
-  return [sys.executable, "-m", "experiments.segmentation", f"--workdir={workdir}",
+def evaluate_command(workdir: str, folder: str, arm: str, config: str) -> list[str]:
+  return [sys.executable, "-m", "experiments.segmentation", f"--config={config}",
+          f"--workdir={workdir}",
           "--mode=evaluate", f"--input_dir={folder}/images",
           f"--label_dir={folder}/1st_manual", f"--fov_dir={folder}/mask",
           f"--output_dir={folder}/eval_{arm}", *ARM_OVERRIDES[arm]]
@@ -86,7 +90,7 @@ def run_arm(workdir: str, folder: str, arm: str) -> dict:
   """The arm's metrics (read back when already evaluated: the study resumes)."""
   path = os.path.join(folder, f"eval_{arm}", "metrics.json")
   if not os.path.exists(path):
-    subprocess.run(evaluate_command(workdir, folder, arm), check=True)
+    subprocess.run(evaluate_command(workdir, folder, arm, _CONFIG.value), check=True)
   with open(path, encoding="utf-8") as f:
     return json.load(f)["metrics"]
 

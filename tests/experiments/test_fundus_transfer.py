@@ -54,11 +54,12 @@ def test_missing_image_names_the_file(tmp_path):
 
 
 def test_evaluate_command_adds_each_arms_overrides():
-  command = fundus_transfer.evaluate_command("W", "F", "fov_tta")
-  assert "--mode=evaluate" in command and "--fov_dir=F/mask" in command
+  command = fundus_transfer.evaluate_command("W", "F", "fov_tta", "C")
+  assert "--config=C" in command and "--mode=evaluate" in command
+  assert "--fov_dir=F/mask" in command
   assert "--config.task.fov_scale.enabled=True" in command
   assert "--config.task.tta_flips=True" in command
-  assert not any("config.task" in c for c in fundus_transfer.evaluate_command("W", "F", "plain"))
+  assert not any("config.task" in c for c in fundus_transfer.evaluate_command("W", "F", "plain", "C"))
 
 
 def test_table_has_a_row_per_scale():
