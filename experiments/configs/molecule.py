@@ -53,7 +53,9 @@ def task_config() -> ml_collections.ConfigDict:
 PRESETS = {
     # dataset, split, epochs (steps follow the training split's size: task.epochs)
     "quick": ("tpsa", "random", 6),
-    "esol": ("esol", "random", 100),
+    # esol: 50 epochs (Chemprop's) matched 100 on val RMSE, 3 seeds (0.569 +- 0.029 vs
+    # 0.566 +- 0.024), in half the time.
+    "esol": ("esol", "random", 50),
     "lipo": ("lipo", "random", 40),
     "bbbp": ("bbbp", "scaffold", 40),
     "tox21": ("tox21", "random", 30),
