@@ -28,26 +28,31 @@ import os
 import subprocess
 import sys
 
-from absl import app
 from absl import flags
-import numpy as np
 from PIL import Image
 
+from medjax.engine import runtime
 from medjax.engine.errors import InputError
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "A trained 2D DRIVE segmentation run.")
-_RAW_DIR = flags.DEFINE_string("raw_dir", None, "DRIVE folder (training/images, "
-                               "training/1st_manual, training/mask).")
-_IDS = flags.DEFINE_list("ids", ["37", "38", "39", "40"], "DRIVE image ids to score.")
-_SCALES = flags.DEFINE_list("scales", ["0.6", "1", "1.5", "1.85"], "Resampling factors "
-                            "(1.85: DRIVE's 540 px FOV at a 999-px-wide camera's ~1000).")
-_ARMS = flags.DEFINE_list("arms", ["plain", "fov", "fov_tta", "tta"], "Evaluation arms.")
-_OUT_DIR = flags.DEFINE_string("out_dir", None, "Where resampled folders and results go.")
-_CONFIG = flags.DEFINE_string("config", "experiments/configs/segmentation.py:drive",
-                              "--config of the evaluate commands (the workdir's saved "
-                              "config.json overrides its model and preprocessing).")
 _METRICS = ("pooled_f1", "pixel_auc", "pooled_sensitivity", "pooled_specificity")
-flags.mark_flags_as_required(["workdir", "raw_dir", "out_dir"])
+
+
+def define_flags():
+  """This command's flags (defined only when run, so tests can import the module beside
+  the experiment mains, whose --workdir / --config would collide)."""
+  flags.DEFINE_string("workdir", None, "A trained 2D DRIVE segmentation run.")
+  flags.DEFINE_string("raw_dir", None, "DRIVE folder (training/images, training/1st_manual, "
+                      "training/mask).")
+  flags.DEFINE_list("ids", ["37", "38", "39", "40"], "DRIVE image ids to score.")
+  flags.DEFINE_list("scales", ["0.6", "1", "1.5", "1.85"], "Resampling factors (1.85: "
+                    "DRIVE's 540 px FOV at a 999-px-wide camera's ~1000).")
+  flags.DEFINE_list("arms", ["plain", "fov", "fov_tta", "tta"], "Evaluation arms.")
+  flags.DEFINE_string("out_dir", None, "Where resampled folders and results go.")
+  flags.DEFINE_string("config", "experiments/configs/segmentation.py:drive", "--config of the "
+                      "evaluate commands (the workdir's saved config.json overrides its model "
+                      "and preprocessing).")
+  flags.mark_flags_as_required(["workdir", "raw_dir", "out_dir"])
+
 
 ARM_OVERRIDES = {
     "plain": (),
@@ -86,11 +91,11 @@ def evaluate_command(workdir: str, folder: str, arm: str, config: str) -> list[s
           f"--output_dir={folder}/eval_{arm}", *ARM_OVERRIDES[arm]]
 
 
-def run_arm(workdir: str, folder: str, arm: str) -> dict:
+def run_arm(workdir: str, folder: str, arm: str, config: str) -> dict:
   """The arm's metrics (read back when already evaluated: the study resumes)."""
   path = os.path.join(folder, f"eval_{arm}", "metrics.json")
   if not os.path.exists(path):
-    subprocess.run(evaluate_command(workdir, folder, arm, _CONFIG.value), check=True)
+    subprocess.run(evaluate_command(workdir, folder, arm, config), check=True)
   with open(path, encoding="utf-8") as f:
     return json.load(f)["metrics"]
 
@@ -108,25 +113,26 @@ def table(results: dict) -> str:
 
 def main(argv):
   del argv
-  unknown = set(_ARMS.value) - set(ARM_OVERRIDES)
+  f = flags.FLAGS
+  unknown = set(f.arms) - set(ARM_OVERRIDES)
   if unknown:
     raise InputError(f"--arms: unknown {sorted(unknown)} (known: {sorted(ARM_OVERRIDES)})")
-  scales = [float(s) for s in _SCALES.value]
+  scales = [float(s) for s in f.scales]
   if any(s <= 0 for s in scales):
-    raise InputError(f"--scales={_SCALES.value}: every factor must be > 0")
+    raise InputError(f"--scales={f.scales}: every factor must be > 0")
   results = {}
   for scale in scales:
-    folder = resample_folder(_RAW_DIR.value, _IDS.value, scale,
-                             os.path.join(_OUT_DIR.value, f"scale_{scale:g}"))
-    results[f"{scale:g}"] = {arm: {m: run_arm(_WORKDIR.value, folder, arm)[m]
-                                   for m in _METRICS} for arm in _ARMS.value}
+    folder = resample_folder(f.raw_dir, f.ids, scale, os.path.join(f.out_dir, f"scale_{scale:g}"))
+    results[f"{scale:g}"] = {arm: {m: run_arm(f.workdir, folder, arm, f.config)[m]
+                                   for m in _METRICS} for arm in f.arms}
   text = table(results)
-  with open(os.path.join(_OUT_DIR.value, "transfer.md"), "w", encoding="utf-8") as f:
-    f.write(text + "\n")
-  with open(os.path.join(_OUT_DIR.value, "transfer.json"), "w", encoding="utf-8") as f:
-    json.dump(results, f, indent=1)
+  with open(os.path.join(f.out_dir, "transfer.md"), "w", encoding="utf-8") as out:
+    out.write(text + "\n")
+  with open(os.path.join(f.out_dir, "transfer.json"), "w", encoding="utf-8") as out:
+    json.dump(results, out, indent=1)
   print(text)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  define_flags()
+  runtime.run(main)
