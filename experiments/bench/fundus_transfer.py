@@ -91,13 +91,24 @@ def evaluate_command(workdir: str, folder: str, arm: str, config: str) -> list[s
           f"--output_dir={folder}/eval_{arm}", *ARM_OVERRIDES[arm]]
 
 
-def run_arm(workdir: str, folder: str, arm: str, config: str) -> dict:
-  """The arm's metrics (read back when already evaluated: the study resumes)."""
-  path = os.path.join(folder, f"eval_{arm}", "metrics.json")
+def _finished(path: str, workdir: str) -> dict | None:
+  """metrics.json's metrics if it exists and scored `workdir` (else None: rerun)."""
   if not os.path.exists(path):
-    subprocess.run(evaluate_command(workdir, folder, arm, config), check=True)
+    return None
   with open(path, encoding="utf-8") as f:
-    return json.load(f)["metrics"]
+    record = json.load(f)
+  return record["metrics"] if record.get("workdir") == workdir else None
+
+
+def run_arm(workdir: str, folder: str, arm: str, config: str) -> dict:
+  """The arm's metrics; read back when this workdir was already evaluated (the study
+  resumes), evaluated again when another model wrote them."""
+  path = os.path.join(folder, f"eval_{arm}", "metrics.json")
+  metrics = _finished(path, workdir)
+  if metrics is None:
+    subprocess.run(evaluate_command(workdir, folder, arm, config), check=True)
+    metrics = _finished(path, workdir)
+  return metrics
 
 
 def table(results: dict) -> str:

@@ -1,5 +1,6 @@
 """experiments/bench/fundus_transfer.py: the resampled DRIVE-layout folders and the table."""
 
+import json
 import os
 
 import numpy as np
@@ -67,3 +68,24 @@ def test_table_has_a_row_per_scale():
   text = fundus_transfer.table({"1": {"plain": metrics}, "1.5": {"plain": metrics}})
   assert text.splitlines()[2] == "| 1 | 0.800 / 0.970 / 0.750 |"
   assert len(text.splitlines()) == 4
+
+
+def test_run_arm_reuses_only_the_same_workdirs_results(tmp_path, monkeypatch):
+  calls = []
+
+  def fake_run(command, check):
+    del check
+    calls.append(command)
+    workdir = next(c for c in command if c.startswith("--workdir=")).split("=", 1)[1]
+    out = next(c for c in command if c.startswith("--output_dir=")).split("=", 1)[1]
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "metrics.json"), "w", encoding="utf-8") as f:
+      json.dump({"metrics": {"pooled_f1": len(workdir) / 10}, "workdir": workdir}, f)
+
+  monkeypatch.setattr(fundus_transfer.subprocess, "run", fake_run)
+  folder = str(tmp_path)
+  assert fundus_transfer.run_arm("W1", folder, "fov", "C") == {"pooled_f1": 0.2}
+  assert fundus_transfer.run_arm("W1", folder, "fov", "C") == {"pooled_f1": 0.2}
+  assert len(calls) == 1  # resumed
+  assert fundus_transfer.run_arm("W22", folder, "fov", "C") == {"pooled_f1": 0.3}
+  assert len(calls) == 2  # another model's metrics were not reused
