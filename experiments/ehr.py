@@ -31,6 +31,9 @@ _MODE = flags.DEFINE_enum("mode", "train", ["train", "cv", "evaluate", "explain"
                           "What to do (explain: the trained --workdir's saved config; "
                           "only --config.explain.* and --config.mesh.* flags apply).")
 _FOLDS = flags.DEFINE_integer("folds", 0, "cv: number of folds / repeats (0: config).")
+_FOLD_IDS = flags.DEFINE_list("fold_ids", [], "cv: train only these folds (e.g. 3,4: one "
+                               "process per core on one workdir); the summary covers "
+                               "every finished fold.")
 _SET_DIR = flags.DEFINE_string("set_dir", None, "evaluate: PhysioNet set directory.")
 _OUTCOMES = flags.DEFINE_string("outcomes", "", "evaluate: outcomes file of --set_dir.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "evaluate: where results go.")
@@ -91,11 +94,13 @@ def main(argv):
   if _MODE.value == "cv":
     folds = _FOLDS.value or config.task.num_folds
     try:
-      summary = crossval.run_folds(config, _WORKDIR.value, folds, _train)
+      summary = crossval.run_folds(config, _WORKDIR.value, folds, _train,
+                                   only=[int(k) for k in _FOLD_IDS.value])
     except crossval.Preempted as e:
       logging.warning("%s", e)
       raise SystemExit(train.EXIT_PREEMPTED) from e
-    print(f"{folds} runs ({config.task.split}):", crossval.format_summary(summary))
+    done = min(summary[m]["n"] for m in summary) if summary else 0
+    print(f"{done} of {folds} runs ({config.task.split}):", crossval.format_summary(summary))
   else:
     results = _train(config, _WORKDIR.value)
     train.exit_if_preempted(results)

@@ -28,6 +28,8 @@ def task_config() -> ml_collections.ConfigDict:
       cache_dir="",  # featurised arrays; '' -> $MEDJAX_CACHE or ~/.cache/medjax/molecule
       split="random",  # random | scaffold (Chemprop) | scaffold_sorted (DeepChem) | stratified
       split_fractions=(0.8, 0.1, 0.1),
+      subset=0,  # > 0: split only a random subset of this many molecules (small-data
+      subset_seed=0,  # studies, learning curves); the subset stays fixed across repeats
       split_seed=0,
       folds=0,  # > 1: k-fold; repeat r uses fold r as test, r + 1 as val
       fold=0,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -48,26 +48,40 @@ def format_summary(summary, metrics=("test/auroc", "test/auprc", "test/brier", "
                    for m in metrics if m in summary)
 
 
+def _read_result(fold_dir: str) -> dict[str, float] | None:
+  done = os.path.join(fold_dir, "cv_result.json")
+  if not os.path.exists(done):
+    return None
+  with open(done) as f:
+    return json.load(f)
+
+
 def run_folds(config, workdir: str, folds: int,
-              train_fn: Callable[[object, str], dict[str, float]]) -> dict:
-  """Trains every fold with `train_fn(config, fold_workdir)`; writes `cv_summary.json`."""
-  results = []
-  for k in range(folds):
+              train_fn: Callable[[object, str], dict[str, float]],
+              only: Sequence[int] = ()) -> dict:
+  """Trains every fold with `train_fn(config, fold_workdir)`; writes `cv_summary.json`.
+
+  `only`: train just these folds (e.g. one process per core or machine on one shared
+  workdir); the summary then covers every fold finished in `workdir` so far.
+  """
+  bad = [k for k in only if not 0 <= k < folds]
+  if bad:
+    raise ValueError(f"fold ids {bad} are not in 0..{folds - 1}")
+  for k in only or range(folds):
     fold_dir = os.path.join(workdir, f"fold_{k}")
-    done = os.path.join(fold_dir, "cv_result.json")
-    if os.path.exists(done):
-      with open(done) as f:
-        results.append(json.load(f))
+    if _read_result(fold_dir) is not None:
       continue
     result = {k2: float(v) for k2, v in train_fn(fold_config(config, k, folds),
                                                  fold_dir).items()}
     if "preempted_at_step" in result:  # stopped by SIGTERM: rerun to resume this fold
       raise Preempted(f"fold {k} stopped at step {int(result['preempted_at_step'])}; "
                       "rerun the same command to resume")
-    with open(done, "w") as f:
+    with open(os.path.join(fold_dir, "cv_result.json"), "w") as f:
       json.dump(result, f)
-    results.append(result)
-  summary = summarise(results)
+  finished = {k: r for k in range(folds)
+              if (r := _read_result(os.path.join(workdir, f"fold_{k}"))) is not None}
+  summary = summarise(list(finished.values()))
   with open(os.path.join(workdir, "cv_summary.json"), "w") as f:
-    json.dump({"folds": folds, "scheme": config.task.split, "summary": summary}, f, indent=1)
+    json.dump({"folds": folds, "folds_done": sorted(finished), "scheme": config.task.split,
+               "summary": summary}, f, indent=1)
   return summary

@@ -82,6 +82,17 @@ def write_invalid(path: str, invalid: Sequence[tuple[int, str]], lines) -> None:
                 "smiles": [s for _, s in invalid]}).to_csv(path, index=False)
 
 
+def write_split(path: str, split: dict[str, np.ndarray], rows, smiles: Sequence[str]) -> None:
+  """`split.csv`: the data row, SMILES and split of every molecule a run used (molecules
+  outside `task.subset` are left out), so that another tool can train on the same split
+  (e.g. Chemprop's `--splits-column split`)."""
+  ids = np.concatenate([np.asarray(v, np.int64) for v in split.values()])
+  names = np.concatenate([[k] * len(v) for k, v in split.items()])
+  order = np.argsort(ids, kind="stable")
+  pd.DataFrame({"row": np.asarray(rows)[ids[order]], "smiles": [smiles[i] for i in ids[order]],
+                "split": names[order]}).to_csv(path, index=False)
+
+
 def write_label_counts(path: str, missing: dict[str, int], molecules: int) -> None:
   """Per task: molecules (valid SMILES) with a label and without one."""
   pd.DataFrame({"task": list(missing), "labelled": [molecules - m for m in missing.values()],

@@ -142,6 +142,17 @@ def fold_split(fold: np.ndarray, r: int) -> Split:
           "val": np.flatnonzero(fold == (r + 1) % k), "test": np.flatnonzero(fold == r)}
 
 
+def subset(n: int, size: int, seed: int = 0) -> np.ndarray:
+  """Sorted ids of a random `size` of `n` molecules (all of them for size 0): learning
+  curves and small-data studies on a big set, fixed while split seeds vary."""
+  if size < 0 or size > n:
+    raise InputError(f"--config.task.subset={size}: must be 0 (all) to {n}, the number "
+                     "of valid molecules")
+  if size == 0:
+    return np.arange(n)
+  return np.sort(np.random.default_rng(seed).permutation(n)[:size])
+
+
 def make_split(kind: str, smiles: Sequence[str], targets: np.ndarray, task_type: str,
                fractions=(0.8, 0.1, 0.1), seed: int = 0, folds: int = 0,
                fold: int = 0) -> Split:

@@ -156,9 +156,7 @@ class MoleculeTask(ModelSpec, task_lib.Task):
                       len(self.data.invalid) - 10)
     for name, missing in self.data.missing_labels().items():
       logging.info("task %s: %d of %d molecules have no label", name, missing, len(self.data))
-    self.split = splits.make_split(cfg.split, self.data.smiles, self.data.targets,
-                                   self.task_type, tuple(cfg.split_fractions),
-                                   cfg.split_seed, cfg.folds, cfg.fold)
+    self.split = self._make_split(cfg)
     self._fit_normalisers()
     self._fit_class_balance()
     self.num_classes = self._num_classes()
@@ -167,6 +165,14 @@ class MoleculeTask(ModelSpec, task_lib.Task):
     self.graphs_per_block = self.graphs_for_batch(batch_size // jax.process_count())
     self._packers: dict[int, batching.BlockPacker] = {}
     self._eval_batches: dict[bytes, list] = {}
+
+  def _make_split(self, cfg) -> splits.Split:
+    """The split of the molecules (of `task.subset` of them, when set), as row ids."""
+    ids = splits.subset(len(self.data), cfg.get("subset", 0), cfg.get("subset_seed", 0))
+    split = splits.make_split(cfg.split, [self.data.smiles[i] for i in ids],
+                              self.data.targets[ids], self.task_type,
+                              tuple(cfg.split_fractions), cfg.split_seed, cfg.folds, cfg.fold)
+    return {name: ids[part] for name, part in split.items()}
 
   # ----- normalisation -----------------------------------------------------
 
@@ -284,11 +290,14 @@ class MoleculeTask(ModelSpec, task_lib.Task):
 
   def write_run_files(self, workdir: str) -> None:
     """Metadata for prediction, the invalid SMILES (file line, row, string) of the
-    input and the labelled / missing counts per task (`labels.csv`)."""
+    input, the split (`split.csv`) and the labelled / missing counts per task
+    (`labels.csv`)."""
     with open(report.figure_path(workdir, METADATA_FILE), "w") as f:
       json.dump(self.metadata(), f, indent=1)
     report.write_invalid(report.figure_path(workdir, "invalid_smiles.csv"), self.data.invalid,
                          self.data.lines)
+    report.write_split(report.figure_path(workdir, "split.csv"), self.split, self.data.rows,
+                       self.data.smiles)
     report.write_label_counts(report.figure_path(workdir, "labels.csv"),
                               self.data.missing_labels(), len(self.data))
 

@@ -130,3 +130,24 @@ def test_cv_stops_on_a_preempted_fold(tmp_path):
     crossval.run_folds(config, str(tmp_path), 3, preempted_at_fold_1)
   assert calls == [0, 1]
   assert not (tmp_path / "fold_1" / "cv_result.json").exists()
+
+
+def test_cv_only_some_folds_then_the_rest(tmp_path):
+  config = _smoke_config("quick", {"cache": "", "a": "", "mimic": ""})
+  seen = []
+
+  def fake_train(cfg, workdir):
+    os.makedirs(workdir, exist_ok=True)
+    seen.append(cfg.task.fold)
+    return {"test/auroc": 0.6 + 0.1 * cfg.task.fold}
+
+  summary = crossval.run_folds(config, str(tmp_path), 4, fake_train, only=[3, 1])
+  assert seen == [3, 1]
+  assert summary["test/auroc"]["values"] == pytest.approx([0.7, 0.9])  # fold order
+  summary = crossval.run_folds(config, str(tmp_path), 4, fake_train)
+  assert seen == [3, 1, 0, 2]
+  assert summary["test/auroc"]["mean"] == pytest.approx(np.mean([0.6, 0.7, 0.8, 0.9]))
+  with open(tmp_path / "cv_summary.json") as f:
+    assert json.load(f)["folds_done"] == [0, 1, 2, 3]
+  with pytest.raises(ValueError, match=r"\[4\]"):
+    crossval.run_folds(config, str(tmp_path), 4, fake_train, only=[4])

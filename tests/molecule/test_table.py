@@ -71,6 +71,14 @@ def test_the_run_files_and_log_report_lines_and_missing_labels(csv_path, tmp_pat
   counts = pd.read_csv(tmp_path / "run" / "labels.csv")
   assert counts.to_dict("list") == {"task": ["y1", "y2"], "labelled": [4, 5],
                                     "missing": [2, 1]}
+  split = pd.read_csv(tmp_path / "run" / "split.csv", keep_default_na=False)
+  assert list(split["row"]) == sorted(data_rows := list(task.data.rows))
+  assert sorted(split["split"]) == ["train"] * 3 + ["val"] * 3
+  for name in ("train", "val"):  # the rows of each split are the task's own
+    want = sorted(task.data.rows[task.split[name]])
+    assert list(split.loc[split["split"] == name, "row"]) == want
+  assert list(split["smiles"]) == [task.data.smiles[list(data_rows).index(r)]
+                                   for r in split["row"]]
   messages = [r.getMessage() for r in caplog.records]
   assert "task y1: 2 of 6 molecules have no label" in messages
   assert "task y2: 1 of 6 molecules have no label" in messages

@@ -224,3 +224,16 @@ def test_class_balance_weights_positives_by_negatives_over_positives(tmp_path):
   w = np.where(targets > 0.5, [3.0, 1.0], 1.0)
   want = (bce * w).sum() / 4  # the mean over the 4 labels, as without balance
   assert float(task.loss(out, batch)[0]) == pytest.approx(want, rel=1e-5)
+
+
+def test_a_subset_is_split_and_stays_fixed_across_split_seeds(data_dir, tmp_path):
+  full = make_task(data_dir, tmp_path)
+  n = len(full.data)
+  tasks = [make_task(data_dir, tmp_path, subset=n // 2, split_seed=s) for s in (0, 1)]
+  chosen = [np.sort(np.concatenate(list(t.split.values()))) for t in tasks]
+  np.testing.assert_array_equal(chosen[0], chosen[1])  # same molecules, other split
+  assert len(chosen[0]) == n // 2 and len(np.unique(chosen[0])) == n // 2
+  assert not np.array_equal(tasks[0].split["train"], tasks[1].split["train"])
+  assert len(tasks[0].split["train"]) == int(0.6 * (n // 2))
+  with pytest.raises(InputError, match="subset"):
+    make_task(data_dir, tmp_path, subset=n + 1)
