@@ -54,11 +54,12 @@ def define_flags():
   flags.mark_flags_as_required(["workdir", "raw_dir", "out_dir"])
 
 
+# Every arm sets both options: a preset's default (the drive preset flips) does not leak in.
+_OFF, _ON = "False", "True"
 ARM_OVERRIDES = {
-    "plain": (),
-    "fov": ("--config.task.fov_scale.enabled=True",),
-    "fov_tta": ("--config.task.fov_scale.enabled=True", "--config.task.tta_flips=True"),
-    "tta": ("--config.task.tta_flips=True",),
+    arm: (f"--config.task.fov_scale.enabled={fov}", f"--config.task.tta_flips={tta}")
+    for arm, fov, tta in (("plain", _OFF, _OFF), ("fov", _ON, _OFF), ("fov_tta", _ON, _ON),
+                          ("tta", _OFF, _ON))
 }
 _FOLDERS = (("images", "{id}_training.tif", Image.BILINEAR),
             ("1st_manual", "{id}_manual1.gif", Image.NEAREST),

@@ -129,6 +129,8 @@ def _drive(c):
   c.task.sliding_window.roi = (96, 96)
   c.task.eval_batch_size = 4
   c.task.hd95 = False
+  # Flips at evaluation: +0.005 pooled F1 on 37-40 with each of 3 seeds (README).
+  c.task.tta_flips = True
   c.batch_size = 16
   c.total_steps = 3000
   c.optimizer.learning_rate = 2e-3

@@ -60,7 +60,9 @@ def test_evaluate_command_adds_each_arms_overrides():
   assert "--fov_dir=F/mask" in command
   assert "--config.task.fov_scale.enabled=True" in command
   assert "--config.task.tta_flips=True" in command
-  assert not any("config.task" in c for c in fundus_transfer.evaluate_command("W", "F", "plain", "C"))
+  plain = fundus_transfer.evaluate_command("W", "F", "plain", "C")
+  assert "--config.task.fov_scale.enabled=False" in plain
+  assert "--config.task.tta_flips=False" in plain  # not the drive preset's default
 
 
 def test_table_has_a_row_per_scale():
