@@ -100,15 +100,19 @@ def test_evaluate_checkpoint_on_another_set(data_dirs, grud_run, tmp_path):
   assert os.path.exists(os.path.join(out, "explain_200003.png"))
 
 
-def test_cv_summary_mean_and_sd(tmp_path):
-  config = _smoke_config("quick", {"cache": "", "a": "", "mimic": ""})
-  seen = []
-
+def _recording_train(seen, base):
+  """A fold trainer that records its folds and scores fold f at base + 0.1 f."""
   def fake_train(cfg, workdir):
     os.makedirs(workdir, exist_ok=True)
     seen.append(cfg.task.fold)
-    return {"test/auroc": 0.7 + 0.1 * cfg.task.fold}
+    return {"test/auroc": base + 0.1 * cfg.task.fold}
+  return fake_train
 
+
+def test_cv_summary_mean_and_sd(tmp_path):
+  config = _smoke_config("quick", {"cache": "", "a": "", "mimic": ""})
+  seen = []
+  fake_train = _recording_train(seen, 0.7)
   summary = crossval.run_folds(config, str(tmp_path), 3, fake_train)
   assert seen == [0, 1, 2]
   assert summary["test/auroc"]["mean"] == pytest.approx(0.8)
@@ -135,12 +139,7 @@ def test_cv_stops_on_a_preempted_fold(tmp_path):
 def test_cv_only_some_folds_then_the_rest(tmp_path):
   config = _smoke_config("quick", {"cache": "", "a": "", "mimic": ""})
   seen = []
-
-  def fake_train(cfg, workdir):
-    os.makedirs(workdir, exist_ok=True)
-    seen.append(cfg.task.fold)
-    return {"test/auroc": 0.6 + 0.1 * cfg.task.fold}
-
+  fake_train = _recording_train(seen, 0.6)
   summary = crossval.run_folds(config, str(tmp_path), 4, fake_train, only=[3, 1])
   assert seen == [3, 1]
   assert summary["test/auroc"]["values"] == pytest.approx([0.7, 0.9])  # fold order
