@@ -55,11 +55,10 @@ def define_flags():
 
 
 # Every arm sets both options: a preset's default (the drive preset flips) does not leak in.
-_OFF, _ON = "False", "True"
 ARM_OVERRIDES = {
     arm: (f"--config.task.fov_scale.enabled={fov}", f"--config.task.tta_flips={tta}")
-    for arm, fov, tta in (("plain", _OFF, _OFF), ("fov", _ON, _OFF), ("fov_tta", _ON, _ON),
-                          ("tta", _OFF, _ON))
+    for arm, fov, tta in (("plain", False, False), ("fov", True, False),
+                          ("fov_tta", True, True), ("tta", False, True))
 }
 _FOLDERS = (("images", "{id}_training.tif", Image.BILINEAR),
             ("1st_manual", "{id}_manual1.gif", Image.NEAREST),
